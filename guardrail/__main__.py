@@ -1,0 +1,5 @@
+"""``python -m guardrail``: the same as the ``guardrail`` command."""
+
+from guardrail.cli import entry
+
+entry()

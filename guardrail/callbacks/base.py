@@ -1,0 +1,113 @@
+"""``GuardrailCallback``: what every guardrail callback shares.
+
+It stamps findings with step, epoch and rank, keeps them in ``.findings`` (resumable through
+``state_dict``), and applies the policy: under ``strict`` an ``error`` finding stops training
+on every rank at once (the decision is agreed with ``reduce_boolean_decision``, so no rank
+raises alone and leaves the others hanging).
+
+Example:
+    >>> from guardrail.findings import Finding
+    >>> cb = GuardrailCallback(policy="record")
+    >>> cb.emit(None, Finding("demo.check", "warning", "Something odd."))
+    >>> [f.check for f in cb.findings]
+    ['demo.check']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from lightning.pytorch import Callback, Trainer
+
+from guardrail.distributed import gather_objects
+from guardrail.errors import ConfigError, GuardrailError
+from guardrail.findings import Finding, Severity
+
+Policy = Literal["record", "strict"]
+POLICIES: tuple[str, ...] = ("record", "strict")
+
+
+class GuardrailCallback(Callback):
+    """Base class of guardrail callbacks.
+
+    Args:
+        policy: ``record`` keeps every finding and lets training go on; ``strict`` stops
+            training with a :class:`~guardrail.GuardrailError` on the first ``error`` finding.
+    """
+
+    def __init__(self, policy: Policy = "record") -> None:
+        if policy not in POLICIES:
+            raise ConfigError(
+                f"{type(self).__name__}: policy={policy!r} is not one of {', '.join(POLICIES)}; "
+                "set it with e.g. `guardrails.policy=strict`."
+            )
+        self.policy = policy
+        self.findings: list[Finding] = []
+        self._pending: Finding | None = None
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in checkpoints."""
+        return self._generate_state_key(policy=self.policy)
+
+    def emit(self, trainer: Trainer | None, finding: Finding) -> None:
+        """Record ``finding``, stamped with the trainer's step, epoch and rank.
+
+        Under ``strict`` an ``error`` finding is held until :meth:`enforce` stops training.
+        """
+        if trainer is not None:
+            finding = dataclasses.replace(
+                finding,
+                step=finding.step if finding.step is not None else trainer.global_step,
+                epoch=finding.epoch if finding.epoch is not None else trainer.current_epoch,
+                rank=trainer.global_rank,
+            )
+        self.findings.append(finding)
+        if self.policy == "strict" and finding.severity is Severity.ERROR and self._pending is None:
+            self._pending = finding
+
+    def enforce(self, trainer: Trainer) -> None:
+        """Stop training on every rank if any rank holds a strict ``error`` finding.
+
+        A collective under DDP: call it from a hook that every rank runs.
+        """
+        stop = trainer.strategy.reduce_boolean_decision(self._pending is not None, all=False)
+        if not stop:
+            return
+        finding, self._pending = self._pending, None
+        if finding is None:
+            raise GuardrailError(
+                f"guardrail stopped training: {type(self).__name__} found an error on another "
+                "rank; its finding is in that rank's output and in findings.jsonl."
+            )
+        raise GuardrailError.from_finding(finding)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Findings so far, so a resumed run keeps them."""
+        return {"findings": [f.to_dict() for f in self.findings]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore findings; tolerant of checkpoints written before a field existed."""
+        self.findings = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
+
+
+def collect_findings(trainer: Trainer, gather: bool = True) -> list[Finding]:
+    """Every finding of the trainer's guardrail callbacks (any object with ``.findings``).
+
+    Under DDP, with ``gather`` (a collective: every rank must call it), findings of all ranks
+    are gathered; a finding that several ranks made alike (same check, place, message, step)
+    is kept once, with the lowest rank, and one that a single rank made keeps that rank.
+    """
+    local = [f for cb in trainer.callbacks for f in getattr(cb, "findings", None) or []
+             if isinstance(f, Finding)]
+    everything = [f for rank_findings in gather_objects(local) for f in rank_findings] \
+        if gather else local
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for f in sorted(everything, key=lambda f: f.rank):
+        key = (f.check, f.where, f.message, f.step, f.epoch)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique

@@ -1,0 +1,144 @@
+"""``RunReport``: write findings.jsonl, report.json and report.html as a run goes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_only
+
+from guardrail.callbacks.base import collect_findings
+from guardrail.findings import Finding
+from guardrail.report.run import write_run_files
+
+
+class RunReport(Callback):
+    """Keep a run directory's report files current, whatever way the run ends.
+
+    report.json is written when fitting starts (status ``running``), after fitting and testing
+    (``completed``), and on an exception (``interrupted`` for Ctrl-C, else ``failed`` with the
+    error), so a run that dies still leaves a valid report saying so. Files are written
+    atomically, on global rank zero only, after findings are gathered from every rank.
+
+    Args:
+        dirpath: Folder for the files; default: the trainer's ``default_root_dir``.
+        run_info: Extra keys for report.json, e.g. ``{"recipe": "wea", "overrides": [...]}``.
+        html: Also render report.html.
+
+    Example:
+        >>> import tempfile, json, pathlib
+        >>> import lightning.pytorch as pl
+        >>> from lightning.pytorch.demos.boring_classes import BoringModel
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> trainer = pl.Trainer(callbacks=[RunReport(d)], max_epochs=1, limit_train_batches=2,
+        ...                      limit_val_batches=2, logger=False, enable_progress_bar=False,
+        ...                      enable_checkpointing=False, enable_model_summary=False)
+        >>> trainer.fit(BoringModel())
+        >>> json.loads((d / "report.json").read_text())["status"]
+        'completed'
+    """
+
+    def __init__(self, dirpath: str | Path | None = None, run_info: dict[str, Any] | None = None,
+                 html: bool = True) -> None:
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.run_info = dict(run_info or {})
+        self.html = html
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.history: list[dict[str, float]] = []
+        self.started_at = _now()
+        self.report: dict[str, Any] = {}
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Resolve the output folder."""
+        if self.dirpath is None:
+            self.dirpath = Path(trainer.default_root_dir)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A first report.json, status ``running``."""
+        self.write(trainer, "running", gather=False)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """One learning-curve row: the epoch's train and validation metrics."""
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for split, values in _split_metrics(trainer.callback_metrics).items():
+            if split in ("train", "val"):
+                row.update({f"{split}/{k}": v for k, v in values.items()})
+        self.history.append(row)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Train and validation metrics; status ``completed`` (or ``interrupted``)."""
+        self._update_metrics(trainer, ("train", "val"))
+        self.write(trainer, "interrupted" if trainer.interrupted else "completed")
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Test metrics and the baselines; status ``completed``."""
+        self._update_metrics(trainer, ("test",))
+        self.write(trainer, "completed")
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        """Status ``interrupted`` (Ctrl-C) or ``failed``, with the error; local findings only."""
+        interrupted = isinstance(exception, KeyboardInterrupt)
+        self.write(trainer, "interrupted" if interrupted else "failed", gather=False,
+                   error=None if interrupted else f"{type(exception).__name__}: {exception}")
+
+    def write(self, trainer: Trainer | None, status: str, *, gather: bool = True,
+              error: str | None = None, extra_findings: list[Finding] | None = None) -> None:
+        """Write the report files now with ``status`` (also usable outside a trainer).
+
+        Under DDP with ``gather`` this is a collective; every rank must call it.
+        """
+        findings = collect_findings(trainer, gather=gather) if trainer is not None else []
+        findings += extra_findings or []
+        if trainer is not None and not trainer.is_global_zero:
+            return
+        self._write(status, error, findings, _baselines(trainer))
+
+    @rank_zero_only
+    def _write(self, status: str, error: str | None, findings: list[Finding],
+               baselines: dict[str, Any]) -> None:
+        if self.dirpath is None:
+            return
+        report = {
+            **self.run_info,
+            "status": status,
+            "error": error,
+            "started_at": self.started_at,
+            "finished_at": None if status == "running" else _now(),
+            "metrics": self.metrics,
+            "baselines": baselines or self.report.get("baselines", {}),
+            "history": self.history,
+        }
+        self.report = write_run_files(self.dirpath, report, findings, html=self.html)
+
+    def _update_metrics(self, trainer: Trainer, splits: tuple[str, ...]) -> None:
+        for split, values in _split_metrics(trainer.callback_metrics).items():
+            if split in splits:
+                self.metrics[split] = values
+
+
+def _split_metrics(callback_metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{"val/rmse": t, "train/loss_epoch": t}`` -> ``{"val": {"rmse": ..}, "train": {..}}``."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in callback_metrics.items():
+        if "/" not in key or key.endswith("_step"):
+            continue
+        split, name = key.split("/", 1)
+        name = name.removesuffix("_epoch")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        out.setdefault(split, {})[name] = number
+    return out
+
+
+def _baselines(trainer: Trainer | None) -> dict[str, Any]:
+    method = getattr(getattr(trainer, "datamodule", None), "baselines", None)
+    return dict(method()) if callable(method) else {}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""Judgement: pure functions from statistics to findings; no Lightning, no I/O."""

@@ -1,0 +1,47 @@
+"""The ``guardrail`` command: one module per subcommand.
+
+Example:
+    >>> main(["ls"])  # doctest: +ELLIPSIS
+    est ...
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from guardrail.cli import ls, report
+from guardrail.errors import GuardrailError
+
+SUBCOMMANDS = (ls, report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="guardrail",
+        description="Inspect guardrail recipes and runs. Train with "
+                    "`python -m guardrail.train recipe=<name>`.",
+        epilog="examples:\n  guardrail ls\n  guardrail report outputs/wea/2026-01-01_12-00-00",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 usage or input error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except GuardrailError as err:
+        print(f"guardrail: error: {err}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Check a training command line before Hydra runs it, and say what is wrong in plain words.
+
+Hydra's own errors for a typo suggest appending the misspelt key (``+model.poool=8``); ours
+name the key, suggest the close ones, list the valid options, and every problem at once.
+
+Example:
+    >>> check_argv(["recipe=wea", "model.pool=2"]) is None
+    True
+    >>> print(check_argv(["recipe=nope"]).splitlines()[0])
+    Unknown recipe 'nope'. Available recipes:
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from guardrail.recipes import RECIPES
+
+CONFIG_MODULE = "guardrail.configs"
+GROUPS = ("recipe", "trainer", "guardrails", "logger")
+# Flags that Hydra handles alone: nothing to check.
+_PASS_THROUGH = {"-h", "--help", "--hydra-help", "--version", "--info", "-i",
+                 "--shell-completion", "-sc", "--experimental-rerun"}
+_TAKES_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
+                "-cn", "--config-dir", "-cd", "--resolve"}
+
+
+def group_options(group: str) -> list[str]:
+    """The config names available in a config group, e.g. ``trainer`` -> ``['cpu', ...]``.
+
+    Example:
+        >>> "ddp_cpu" in group_options("trainer")
+        True
+    """
+    folder = importlib.resources.files(CONFIG_MODULE) / group
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_argv(argv: list[str]) -> str | None:
+    """Every problem of a ``guardrail.train`` command line in one message, or None if fine."""
+    if any(a.split("=")[0] in _PASS_THROUGH for a in argv):
+        return None
+    overrides, multirun = _overrides(argv)
+    problems = _group_problems(overrides)
+    if problems:
+        return "\n\n".join(problems)
+    groups = [o for o in overrides if _key(o) in GROUPS]
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            cfg = compose("train", overrides=groups + [o for o in overrides if _key(o).startswith(
+                "hydra.")], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        first = str(err).strip().splitlines()[0]
+        return (f"The command line {' '.join(overrides)!r} does not compose into a config: "
+                f"{first} Check the override syntax (`key=value`, `group=option`); "
+                "`python -m guardrail.train --help` shows the groups and their options.")
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    problems = [p for o in overrides if (p := _key_problem(o, tree))]
+    if not problems and not multirun:
+        run_dir = OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=False)
+        problems = [p for p in [_dir_problem(str(run_dir))] if p and run_dir]
+    return "\n\n".join(problems) or None
+
+
+def _overrides(argv: list[str]) -> tuple[list[str], bool]:
+    out, multirun, skip = [], False, False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("-m", "--multirun"):
+            multirun = True
+        elif arg in _TAKES_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            out.append(arg)
+    return out, multirun
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _group_problems(overrides: list[str]) -> list[str]:
+    problems = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        group = key.lstrip("+")
+        if group not in GROUPS or not value:
+            continue
+        options = [r.name for r in RECIPES] if group == "recipe" else group_options(group)
+        for choice in value.split(","):  # a multirun sweep lists several
+            if choice in options:
+                continue
+            if group == "recipe":
+                listing = "\n".join(f"  {r.name:<6} {r.title}: {r.description}" for r in RECIPES)
+                problems.append(f"Unknown recipe {choice!r}. Available recipes:\n{listing}\n"
+                                f"Run one with `python -m guardrail.train recipe={RECIPES[0].name}`"
+                                " (`guardrail ls` lists them too).")
+            else:
+                problems.append(f"Unknown {group} {choice!r}; available: {', '.join(options)}. "
+                                f"Choose one with `{group}={options[0]}`.")
+    return problems
+
+
+def _walk(tree: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield f"{prefix}{k}"
+            yield from _walk(v, f"{prefix}{k}.")
+
+
+def _key_problem(override: str, tree: dict[str, Any]) -> str | None:
+    raw_key, sep, value = override.partition("=")
+    if not sep or raw_key.startswith(("+", "~")) or raw_key.lstrip("+") in GROUPS:
+        return None  # `+key` adds and `~key` deletes on purpose; Hydra checks those.
+    key = raw_key.lstrip("+")
+    node: Any = tree
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            break
+    else:
+        return None
+    parent = key.rpartition(".")[0]
+    siblings = tree
+    for part in parent.split(".") if parent else []:
+        siblings = siblings.get(part, {}) if isinstance(siblings, dict) else {}
+    close = difflib.get_close_matches(key, list(_walk(tree)), n=3, cutoff=0.75)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    listing = (f" Keys under '{parent}': {', '.join(sorted(siblings))}."
+               if parent and isinstance(siblings, dict) and siblings else "")
+    return (f"Unknown config key {key!r} (from `{override}`).{hint}{listing} "
+            f"Fix the spelling, or add a new key on purpose with `+{key}={value}`; "
+            "`python -m guardrail.train --cfg job` prints every key.")
+
+
+def _dir_problem(run_dir: str) -> str | None:
+    """Why the run directory cannot be created or written, or None."""
+    path = Path(run_dir).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    fix = "Choose another with `hydra.run.dir=/path/to/runs/name`."
+    if not existing.is_dir():
+        return (f"The output directory '{path}' cannot be created: '{existing}' is a file, "
+                f"not a folder. {fix}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        return f"The output directory '{path}' cannot be written: {err.strerror} ({existing}). {fix}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"The output directory '{path}' cannot be written: no permission on {existing}. {fix}"
+    return None

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny models and data, CPU only, seconds each."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class TinyData(pl.LightningDataModule):
+    """A linear regression task with a configurable baseline, for callback tests."""
+
+    def __init__(self, baselines: dict[str, dict[str, float]] | None = None, n: int = 64) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 3, generator=g)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5]) + 0.01 * torch.randn(n, generator=g)
+        self._baselines = baselines
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.x, self.y), batch_size=16)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        return self._baselines or {}
+
+
+def quiet_trainer(**kwargs) -> pl.Trainer:
+    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False,
+                    enable_model_summary=False, enable_checkpointing=False, max_epochs=1)
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+@pytest.fixture
+def tiny_data() -> type[TinyData]:
+    return TinyData
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same random state: results do not depend on test order."""
+    pl.seed_everything(0, verbose=False)
