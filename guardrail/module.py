@@ -17,6 +17,7 @@ Example:
     ['val/mae', 'val/rmse']
     >>> m(torch.zeros(4, 3)).shape
     torch.Size([4])
+
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def task_metrics(task: str, num_classes: int | None = None) -> dict[str, torchme
     Example:
         >>> sorted(task_metrics("binary"))
         ['auroc', 'average_precision']
+
     """
     if task in ("regression", "reconstruction"):
         return {
@@ -89,6 +91,7 @@ class GuardrailModule(pl.LightningModule):
     Subclasses override :meth:`split_batch` for batches other than ``(x, y)`` or dicts with a
     ``target`` key, :meth:`compute_loss` for another loss, and :meth:`build_metrics` /
     :meth:`update_metrics` for domain metrics.
+
     """
 
     task: ClassVar[str] = "regression"
@@ -121,7 +124,8 @@ class GuardrailModule(pl.LightningModule):
         metrics = self.build_metrics()
         self.metrics = nn.ModuleDict(
             {
-                f"{stage}_metrics": torchmetrics.MetricCollection(metrics, prefix=f"{stage}/").clone()
+                f"{stage}_metrics": torchmetrics.MetricCollection(metrics,
+                                                                  prefix=f"{stage}/").clone()
                 for stage in STAGES
             }
         )

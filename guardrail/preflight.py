@@ -8,6 +8,7 @@ Example:
     True
     >>> print(check_argv(["recipe=nope"]).splitlines()[0])
     Unknown recipe 'nope'. Available recipes:
+
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def group_options(group: str) -> list[str]:
     Example:
         >>> "ddp_cpu" in group_options("trainer")
         True
+
     """
     folder = importlib.resources.files(CONFIG_MODULE) / group
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
@@ -105,7 +107,7 @@ def _group_problems(overrides: list[str]) -> list[str]:
             if group == "recipe":
                 listing = "\n".join(f"  {r.name:<6} {r.title}: {r.description}" for r in RECIPES)
                 problems.append(f"Unknown recipe {choice!r}. Available recipes:\n{listing}\n"
-                                f"Run one with `python -m guardrail.train recipe={RECIPES[0].name}`"
+                                "Run one with `python -m guardrail.train recipe=wea`"
                                 " (`guardrail ls` lists them too).")
             else:
                 problems.append(f"Unknown {group} {choice!r}; available: {', '.join(options)}. "
@@ -162,7 +164,9 @@ def _dir_problem(run_dir: str) -> str | None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
-        return f"The output directory '{path}' cannot be written: {err.strerror} ({existing}). {fix}"
+        reason = f"{err.strerror} ({existing})"
+        return f"The output directory '{path}' cannot be written: {reason}. {fix}"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"The output directory '{path}' cannot be written: no permission on {existing}. {fix}"
+        reason = f"no permission on {existing}"
+        return f"The output directory '{path}' cannot be written: {reason}. {fix}"
     return None

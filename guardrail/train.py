@@ -11,6 +11,7 @@ Examples:
     python -m guardrail.train recipe=wea model.pool=8 trainer.max_epochs=5
     python -m guardrail.train recipe=wea guardrails=strict logger=tensorboard
     python -m guardrail.train recipe=est --cfg job      # print the composed config
+
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from guardrail.build import build
 from guardrail.callbacks import RunReport
 from guardrail.errors import GuardrailError
 from guardrail.preflight import check_argv
@@ -42,16 +44,17 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
     Raises:
         GuardrailError: Bad input or a strict guardrail stopped training; report.json is
             written with status ``failed`` first.
+
     """
     output_dir = Path(cfg.paths.output_dir)
     report = RunReport(output_dir, run_info={"recipe": cfg.get("recipe_name"), **(run_info or {})})
     trainer: pl.Trainer | None = None
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = hydra.utils.instantiate(cfg.data)
-        net = hydra.utils.instantiate(cfg.model, **_call(datamodule, "net_kwargs"))
-        module = hydra.utils.instantiate(cfg.module, net=net, **_call(datamodule, "module_kwargs"))
-        callbacks = [hydra.utils.instantiate(c) for c in cfg.guardrails.callbacks.values()]
+        built = build(cfg)
+        datamodule, module = built.datamodule, built.module
+        callbacks = [hydra.utils.instantiate(c, _convert_="all")
+                     for c in cfg.guardrails.callbacks.values()]
         callbacks += [hydra.utils.instantiate(cfg.checkpoint), report]
         logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
         trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
@@ -78,11 +81,6 @@ def _test_checkpoint(trainer: pl.Trainer, wanted: str | None) -> str | None:
     if wanted != "best" or trainer.fast_dev_run:
         return None if trainer.fast_dev_run else wanted
     return wanted if checkpoint is not None and getattr(checkpoint, "best_model_path", "") else None
-
-
-def _call(obj: Any, method: str) -> dict[str, Any]:
-    fn = getattr(obj, method, None)
-    return dict(fn()) if callable(fn) else {}
 
 
 @rank_zero_only

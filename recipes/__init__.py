@@ -5,7 +5,7 @@ has a config ``configs/recipe/<name>.yaml`` and a subpackage ``guardrail.recipes
 
 Example:
     >>> [r.name for r in RECIPES]
-    ['est', 'wea']
+    ['bot', 'ccf', 'est', 'oil', 'rec', 'ret', 'wea']
     >>> get_recipe("wea").title
     'Weather-field autoencoder'
 """
@@ -32,10 +32,40 @@ class RecipeInfo:
 
 RECIPES: tuple[RecipeInfo, ...] = (
     RecipeInfo(
+        "bot",
+        "Poker-bot detection",
+        "Synthetic per-player action sequences (humans, bots, humanised bots; 1-5% bots): "
+        "sequence model vs a timing-variance rule; the project cancelled for want of an estimate.",
+    ),
+    RecipeInfo(
+        "ccf",
+        "Payment fraud",
+        "Lending Club loans (real, positives cut to ~1%; ULB card fraud when installed): MLP with "
+        "class weighting vs logistic regression under extreme class imbalance; split by time.",
+    ),
+    RecipeInfo(
         "est",
         "Real-estate valuation",
         "Ames housing sales (2930, real): MLP with categorical embeddings predicts log price; "
         "chronological split; `data.shuffle_before_split=true` replays the shuffle-flag incident.",
+    ),
+    RecipeInfo(
+        "oil",
+        "Oil and gas recovery",
+        "Synthetic geological maps and wells (rock-calibrated permeability): CNN on the map "
+        "patch predicts log EUR, split by field; a decision-support predict path.",
+    ),
+    RecipeInfo(
+        "rec",
+        "Hybrid recommendation",
+        "MovieLens latest-small (real): collaborative ids plus content (genres, year, title) "
+        "so cold items still get scores; recall@10 and NDCG@10 on warm and cold items.",
+    ),
+    RecipeInfo(
+        "ret",
+        "User retention",
+        "CDNOW purchase log (real; synthetic app events with quasi-identifiers): GRU over the "
+        "first week's daily events predicts activity in days 7-13; split by customer.",
     ),
     RecipeInfo(
         "wea",

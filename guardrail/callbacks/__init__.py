@@ -4,6 +4,7 @@ Example:
     >>> from guardrail.callbacks import BaselineCheck, RunReport
     >>> sorted(__all__)[:2]
     ['BaselineCheck', 'GuardrailCallback']
+
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ from lightning.pytorch import Callback
 
 from guardrail.callbacks.base import GuardrailCallback, Policy, collect_findings
 from guardrail.callbacks.baseline_check import BaselineCheck
+from guardrail.callbacks.config_lock import ConfigLock
+from guardrail.callbacks.determinism_guard import DeterminismGuard
+from guardrail.callbacks.run_manifest import RunManifest
 from guardrail.callbacks.run_report import RunReport
 
 __all__ = [
     "BaselineCheck",
+    "ConfigLock",
+    "DeterminismGuard",
     "GuardrailCallback",
+    "RunManifest",
     "RunReport",
     "collect_findings",
     "default_callbacks",
@@ -26,11 +33,16 @@ __all__ = [
 def default_callbacks(policy: Policy = "record") -> list[Callback]:
     """Every guardrail with its default settings, and the run report.
 
+    The config lock is left out: it needs a lock folder under version control, so add
+    ``ConfigLock(lock_dir=...)`` yourself where you keep one.
+
     Args:
         policy: ``record`` (default) or ``strict`` for every guardrail.
 
     Example:
         >>> [type(cb).__name__ for cb in default_callbacks()]
-        ['BaselineCheck', 'RunReport']
+        ['RunManifest', 'DeterminismGuard', 'BaselineCheck', 'RunReport']
+
     """
-    return [BaselineCheck(policy=policy), RunReport()]
+    return [RunManifest(), DeterminismGuard(policy=policy), BaselineCheck(policy=policy),
+            RunReport()]

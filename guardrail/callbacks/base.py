@@ -11,11 +11,15 @@ Example:
     >>> cb.emit(None, Finding("demo.check", "warning", "Something odd."))
     >>> [f.check for f in cb.findings]
     ['demo.check']
+
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import warnings
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from lightning.pytorch import Callback, Trainer
@@ -34,6 +38,7 @@ class GuardrailCallback(Callback):
     Args:
         policy: ``record`` keeps every finding and lets training go on; ``strict`` stops
             training with a :class:`~guardrail.GuardrailError` on the first ``error`` finding.
+
     """
 
     def __init__(self, policy: Policy = "record") -> None:
@@ -111,3 +116,23 @@ def collect_findings(trainer: Trainer, gather: bool = True) -> list[Finding]:
             seen.add(key)
             unique.append(f)
     return unique
+
+
+@contextlib.contextmanager
+def best_effort(what: str) -> Iterator[None]:
+    """Run a guardrail's bookkeeping on a failure path without hiding the user's own error.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     with best_effort("write the manifest"):
+        ...         raise OSError("disk full")
+        >>> str(caught[0].message)
+        'guardrail could not write the manifest: OSError: disk full'
+
+    """
+    try:
+        yield
+    except Exception as err:
+        warnings.warn(f"guardrail could not {what}: {type(err).__name__}: {err}", stacklevel=3)

@@ -32,6 +32,7 @@ class BaselineCheck(GuardrailCallback):
         >>> _ = trainer.test(BoringModel(), verbose=False)
         >>> [f.check for f in cb.findings]
         ['baseline.missing']
+
     """
 
     def __init__(self, policy: Policy = "record", stage: str = "test") -> None:

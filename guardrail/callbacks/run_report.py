@@ -9,7 +9,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
-from guardrail.callbacks.base import collect_findings
+from guardrail.callbacks.base import best_effort, collect_findings
 from guardrail.findings import Finding
 from guardrail.report.run import write_run_files
 
@@ -38,6 +38,7 @@ class RunReport(Callback):
         >>> trainer.fit(BoringModel())
         >>> json.loads((d / "report.json").read_text())["status"]
         'completed'
+
     """
 
     def __init__(self, dirpath: str | Path | None = None, run_info: dict[str, Any] | None = None,
@@ -81,8 +82,9 @@ class RunReport(Callback):
                      exception: BaseException) -> None:
         """Status ``interrupted`` (Ctrl-C) or ``failed``, with the error; local findings only."""
         interrupted = isinstance(exception, KeyboardInterrupt)
-        self.write(trainer, "interrupted" if interrupted else "failed", gather=False,
-                   error=None if interrupted else f"{type(exception).__name__}: {exception}")
+        with best_effort("write report.json"):
+            self.write(trainer, "interrupted" if interrupted else "failed", gather=False,
+                       error=None if interrupted else f"{type(exception).__name__}: {exception}")
 
     def write(self, trainer: Trainer | None, status: str, *, gather: bool = True,
               error: str | None = None, extra_findings: list[Finding] | None = None) -> None:

@@ -9,6 +9,7 @@ Example:
     >>> [f.where for f in compare_to_baselines({"rmse": 2.0}, {"mean": {"rmse": 1.0}},
     ...                                        {"rmse": False})]
     ['test/rmse']
+
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def guess_higher_is_better(name: str) -> bool | None:
     Example:
         >>> guess_higher_is_better("rmse_k"), guess_higher_is_better("val_auroc")
         (False, True)
+
     """
     tokens = name.lower().replace("/", "_").split("_")
     if any(t in LOWER_IS_BETTER for t in tokens):
@@ -55,6 +57,7 @@ def compare_to_baselines(
     Returns:
         An ``error`` ``baseline.not_beaten`` per (baseline, metric) the model does not beat,
         and ``info`` findings for comparisons that could not be made.
+
     """
     findings: list[Finding] = []
     for baseline, values in baselines.items():

@@ -4,6 +4,7 @@ Example:
     >>> main(["ls"])  # doctest: +ELLIPSIS
     est ...
     0
+
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from guardrail.cli import ls, report
+from guardrail.cli import approve, diff, ls, report
 from guardrail.errors import GuardrailError
 
-SUBCOMMANDS = (ls, report)
+SUBCOMMANDS = (ls, diff, approve, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="guardrail",
         description="Inspect guardrail recipes and runs. Train with "
                     "`python -m guardrail.train recipe=<name>`.",
-        epilog="examples:\n  guardrail ls\n  guardrail report outputs/wea/2026-01-01_12-00-00",
+        epilog="examples:\n  guardrail ls\n  guardrail diff RUN_A RUN_B\n"
+               "  guardrail approve recipe=est\n"
+               "  guardrail report outputs/wea/2026-01-01_12-00-00",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

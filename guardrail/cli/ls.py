@@ -5,6 +5,7 @@ Example:
     >>> run(argparse.Namespace())  # doctest: +ELLIPSIS
     est ...
     0
+
 """
 
 from __future__ import annotations

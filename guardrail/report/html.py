@@ -7,6 +7,7 @@ Example:
     >>> page = render_html({"recipe": "<b>x</b>", "status": "completed"}, [])
     >>> "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     True
+
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 from guardrail.findings import Finding, Severity
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:60rem;
-color:#1f2328;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:60rem;color:#1f2328;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;
 border-bottom:1px solid #d0d7de}table{border-collapse:collapse;width:100%;margin:.5rem 0}
 td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}.light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;
@@ -47,6 +48,7 @@ def traffic_lights(report: dict[str, Any], findings: Sequence[Finding]) -> list[
     Example:
         >>> traffic_lights({"status": "failed", "error": "boom"}, [])[0]
         ('red', 'Training failed: boom')
+
     """
     status = report.get("status", "running")
     lights = [{
@@ -102,6 +104,7 @@ def learning_curve_svg(history: Sequence[dict[str, Any]], keys: Sequence[str] = 
     Example:
         >>> learning_curve_svg([{"epoch": 0, "val/loss": 1.0}, {"epoch": 1, "val/loss": 0.5}])[:4]
         '<svg'
+
     """
     series = {k: [(r["epoch"], float(r[k])) for r in history
                   if isinstance(r.get(k), int | float) and math.isfinite(r[k])] for k in keys}
@@ -132,7 +135,8 @@ def learning_curve_svg(history: Sequence[dict[str, Any]], keys: Sequence[str] = 
             f"</text><text x='2' y='{pad}' font-size='11'>{_num(y1)}</text>"
             f"<text x='2' y='{height - pad}' font-size='11'>{_num(y0)}</text>")
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-            f"role='img' aria-label='learning curves'>{axes}{''.join(lines)}{''.join(legend)}</svg>")
+            f"role='img' aria-label='learning curves'>{axes}{''.join(lines)}"
+            f"{''.join(legend)}</svg>")
 
 
 def _findings_table(findings: Sequence[Finding]) -> str:

@@ -15,6 +15,7 @@ Example:
     >>> report, findings = load_run(d)
     >>> report["findings"]["by_severity"], findings[0].check
     ({'error': 0, 'warning': 1, 'info': 0}, 'demo.x')
+
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[Finding]]:
 
     Raises:
         GuardrailError: The folder holds no report.json, or a file is not valid JSON.
+
     """
     run_dir = Path(run_dir)
     path = run_dir / REPORT_JSON

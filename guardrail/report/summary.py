@@ -8,6 +8,7 @@ Example:
     ...     "findings": {"by_severity": {"error": 0, "warning": 1, "info": 2}}}, "/tmp/run"))
     >>> "pixel_mean" in console.export_text()
     True
+
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 import pytest
 from conftest import quiet_trainer
+from torch import nn
 
 from guardrail import GuardrailError, GuardrailModule
 from guardrail.callbacks import BaselineCheck
-from torch import nn
 
 
 class Linear(GuardrailModule):

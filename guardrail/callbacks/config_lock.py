@@ -1,0 +1,175 @@
+"""``ConfigLock``: refuse to train when a locked setting changed without anyone saying so."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, Literal
+
+from lightning.pytorch import LightningModule, Trainer
+
+from guardrail.callbacks.base import GuardrailCallback
+from guardrail.checks.config_lock import diff_settings, lock_finding, split_by_overrides
+from guardrail.effective import Scalar, run_settings
+from guardrail.errors import ConfigError
+from guardrail.findings import Finding, Severity
+from guardrail.lockfile import composed_config, lock_hash, lock_path, read_lock, write_lock
+
+Mode = Literal["strict", "warn", "off"]
+MODES = ("strict", "warn", "off")
+
+
+class ConfigLock(GuardrailCallback):
+    """Lock a recipe's configuration and effective runtime settings; refuse silent changes.
+
+    The lock (``<lock_dir>/<name>.lock.yaml``, committed with the code) holds (a) the recipe's
+    config composed *without* command-line overrides and (b) the effective settings read from
+    the live objects at fit start: each dataloader's sampler kind, batch size and drop_last;
+    the optimiser class and every param group's hyperparameters; precision, gradient clipping
+    and accumulation; the module's hparams. A difference from an edited YAML file or a changed
+    code default fails ``config.lock`` — in ``strict`` mode before the first optimiser step,
+    with a key-by-key diff and the exact approval command. Command-line overrides are
+    deliberate experiments: allowed, and recorded as ``config.override``. Resuming a
+    checkpoint trained under a different lock is refused the same way. Without a lock file,
+    one is written (``config.lock_created``): review and commit it.
+
+    Config keys are only locked inside a Hydra app; a plain Lightning project locks the
+    effective settings, under the module's class name.
+
+    Args:
+        mode: ``strict`` (refuse), ``warn`` (a warning finding, training goes on) or ``off``.
+        lock_dir: Folder of the lock files, relative to the working directory the run was
+            started from.
+        name: The lock's name; default: the Hydra ``recipe`` choice, else the module's class.
+
+    Example:
+        >>> import tempfile
+        >>> import lightning.pytorch as pl
+        >>> from lightning.pytorch.demos.boring_classes import BoringModel
+        >>> lock = ConfigLock(lock_dir=tempfile.mkdtemp())
+        >>> trainer = pl.Trainer(callbacks=[lock], max_steps=1, logger=False,
+        ...                      enable_progress_bar=False, enable_checkpointing=False,
+        ...                      enable_model_summary=False)
+        >>> trainer.fit(BoringModel())
+        >>> [f.check for f in lock.findings]
+        ['config.lock_created']
+
+    """
+
+    def __init__(self, mode: Mode = "strict", lock_dir: str | Path = "locks",
+                 name: str | None = None) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"ConfigLock: mode={mode!r} is not one of {', '.join(MODES)}; "
+                              "set it with `guardrails.lock.mode=warn`.")
+        super().__init__(policy="strict" if mode == "strict" else "record")
+        self.mode = mode
+        self.lock_dir = Path(lock_dir)
+        self.name = name
+        self.overrides: list[str] = []
+        self.config: dict[str, Scalar] | None = None
+        self.locked_hash: str | None = None
+        self._resumed_hash: str | None = None
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in checkpoints."""
+        return self._generate_state_key(name=self.name)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Resolve the lock's name and compare config keys before any data is loaded."""
+        if self.mode == "off" or stage != "fit":
+            return
+        self._read_hydra(pl_module)
+        lock = read_lock(self.path)
+        if lock is not None and self.config is not None:
+            refused = diff_settings(lock["config"], self.config, "config")
+            self._judge(trainer, refused, [])
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Compare effective settings (and a resumed checkpoint's lock) before the first step."""
+        if self.mode == "off":
+            return
+        effective = run_settings(trainer, pl_module)
+        config = self.config or {}
+        lock = read_lock(self.path)
+        if lock is None:
+            if trainer.is_global_zero:
+                write_lock(self.path, self.lock_name, config, effective)
+            self.emit(trainer, Finding(
+                "config.lock_created", Severity.INFO,
+                f"No config lock existed for '{self.lock_name}'; this run's settings were "
+                f"written to {self.path}.", where=str(self.path),
+                hint="Review the file and commit it: later changes to it will need approval."))
+            self.locked_hash = lock_hash(config, effective)
+        else:
+            changes = diff_settings(lock["effective"], effective, "effective")
+            refused, allowed = split_by_overrides(changes, self.overrides)
+            if self._resumed_hash and self._resumed_hash != lock_hash(lock["config"],
+                                                                      lock["effective"]):
+                refused.insert(0, _resume_change(self._resumed_hash, lock))
+            self._judge(trainer, refused, allowed)
+            self.locked_hash = lock_hash(lock["config"], lock["effective"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Findings and the hash of the lock this run trained under."""
+        return {**super().state_dict(), "lock_hash": self.locked_hash}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Remember the checkpoint's lock hash, compared at ``on_train_start``."""
+        super().load_state_dict(state_dict)
+        self._resumed_hash = state_dict.get("lock_hash")
+
+    @property
+    def lock_name(self) -> str:
+        """The lock's name (recipe or module class)."""
+        return self.name or "default"
+
+    @property
+    def path(self) -> Path:
+        """The lock file of this run."""
+        return lock_path(self.lock_dir, self.lock_name)
+
+    @property
+    def approve_command(self) -> str:
+        """The exact command that rewrites this lock."""
+        if self.config is None:
+            return f"rm {shlex.quote(str(self.path))} (a fresh lock is written by the next run)"
+        lock_dir = shlex.quote(str(self.lock_dir))
+        return f"guardrail approve recipe={self.lock_name} --lock-dir {lock_dir}"
+
+    def _read_hydra(self, pl_module: LightningModule) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            self.name = self.name or type(pl_module).__name__
+            return
+        hydra_cfg = HydraConfig.get()
+        recipe = hydra_cfg.runtime.choices.get("recipe")
+        self.name = self.name or recipe or type(pl_module).__name__
+        if not self.lock_dir.is_absolute():
+            self.lock_dir = Path(hydra_cfg.runtime.cwd) / self.lock_dir
+        self.overrides = list(hydra_cfg.overrides.task)
+        if recipe:
+            self.config = composed_config(recipe, hydra_cfg.job.config_name)
+
+    def _judge(self, trainer: Trainer, refused: list[Any], allowed: list[Any]) -> None:
+        if allowed:
+            self.emit(trainer, Finding(
+                "config.override", Severity.INFO,
+                "Command-line overrides changed locked effective settings: "
+                + "; ".join(str(c) for c in allowed),
+                where=allowed[0].key, evidence={"overrides": self.overrides},
+                hint="Recorded as a deliberate experiment; approve it to make it the default."))
+        finding = lock_finding(refused, self.lock_name, self.approve_command)
+        if finding is not None and self.mode == "warn":
+            finding = Finding(**{**finding.__dict__, "severity": Severity.WARNING})
+        if finding is not None:
+            self.emit(trainer, finding)
+        self.enforce(trainer)
+
+
+def _resume_change(resumed: str, lock: dict[str, Any]) -> Any:
+    from guardrail.checks.config_lock import Change
+
+    return Change("checkpoint.lock_hash", resumed, lock_hash(lock["config"], lock["effective"]),
+                  "effective")

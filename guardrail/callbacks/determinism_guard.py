@@ -1,0 +1,180 @@
+"""``DeterminismGuard``: make training deterministic, and prove it by replaying the first steps."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.utilities.seed import isolate_rng
+from torch.utils.data import DataLoader, IterableDataset
+
+from guardrail.callbacks.base import GuardrailCallback, Policy
+from guardrail.checks.determinism import compare_replays, settings_findings
+from guardrail.environment import determinism_settings
+from guardrail.findings import Finding, Severity
+from guardrail.replay import replay_steps
+
+CUBLAS = ":4096:8"
+
+
+class DeterminismGuard(GuardrailCallback):
+    """Enforce deterministic training and verify it before the first real step.
+
+    *Enforce* (``enforce=True``): deterministic algorithms on, cuDNN benchmark off, cuDNN
+    deterministic on, ``CUBLAS_WORKSPACE_CONFIG`` set (a ``determinism.settings`` warning if
+    CUDA was already initialised, when setting it is too late). Seeds, dataloader workers
+    included, come from ``seed_everything(seed, workers=True)``, which the training app calls.
+
+    *Verify* (``verify_steps=K > 0``): at fit start, replay the first K optimisation steps
+    twice from identical model, optimiser, RNG state and batches, and compare every module's
+    outputs and parameters bitwise. A mismatch is a ``determinism.mismatch`` error naming the
+    first module that diverged and the step. The replay costs 2K steps; the model, optimiser
+    and RNG are restored afterwards. Manual optimisation, several optimisers and iterable
+    datasets are skipped with an ``info`` finding.
+
+    Also reported: a user ``worker_init_fn`` (it replaces Lightning's worker seeding) with
+    workers, and settings that defeat determinism while enforcement is off.
+
+    Args:
+        enforce: Switch deterministic algorithms on at setup.
+        verify_steps: Steps replayed at fit start (0: no verification).
+        policy: ``record`` or ``strict`` (a mismatch stops training).
+
+    Logged keys: ``guardrail/determinism_verified`` (1.0 or 0.0) and
+    ``guardrail/determinism_replay_s`` (seconds spent replaying).
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> from lightning.pytorch.demos.boring_classes import BoringModel
+        >>> guard = DeterminismGuard(verify_steps=2)
+        >>> trainer = pl.Trainer(callbacks=[guard], max_steps=2, logger=False,
+        ...                      enable_progress_bar=False, enable_checkpointing=False,
+        ...                      enable_model_summary=False)
+        >>> trainer.fit(BoringModel())
+        >>> guard.verified, guard.findings
+        (True, [])
+
+    """
+
+    def __init__(self, enforce: bool = True, verify_steps: int = 2,
+                 policy: Policy = "record") -> None:
+        super().__init__(policy)
+        if verify_steps < 0:
+            from guardrail.errors import ConfigError
+
+            raise ConfigError(f"DeterminismGuard: verify_steps={verify_steps} must be >= 0; "
+                              "e.g. `guardrails.callbacks.determinism.verify_steps=2`.")
+        self.enforce_settings = enforce
+        self.verify_steps = verify_steps
+        self.verified: bool | None = None
+        self.replay_seconds = 0.0
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Switch deterministic settings on (``enforce``) and report those that defeat it."""
+        if stage != "fit":
+            return
+        on_cuda = torch.cuda.is_available()
+        if self.enforce_settings:
+            if on_cuda and torch.cuda.is_initialized() and \
+                    os.environ.get("CUBLAS_WORKSPACE_CONFIG") is None:
+                self.emit(trainer, Finding(
+                    "determinism.settings", Severity.WARNING,
+                    "CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set, so cuBLAS "
+                    "may stay nondeterministic.", where="CUBLAS_WORKSPACE_CONFIG",
+                    hint=f"export CUBLAS_WORKSPACE_CONFIG={CUBLAS} before starting Python."))
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        for finding in settings_findings(determinism_settings(), self.enforce_settings, on_cuda):
+            self.emit(trainer, finding)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Check worker seeding, then replay the first steps twice and compare."""
+        loader = trainer.train_dataloader
+        self._check_workers(trainer, loader)
+        if self.verify_steps:
+            self._verify(trainer, pl_module, loader)
+        self.enforce(trainer)
+
+    def _check_workers(self, trainer: Trainer, loader: Any) -> None:
+        if not isinstance(loader, DataLoader) or loader.num_workers == 0:
+            return
+        fn = loader.worker_init_fn
+        if fn is not None and "pl_worker_init_function" not in repr(fn):
+            self.emit(trainer, Finding(
+                "determinism.worker_seed", Severity.WARNING,
+                f"The train dataloader has its own worker_init_fn ({getattr(fn, '__name__', fn)}),"
+                " so Lightning does not seed its workers: random augmentations may differ "
+                "between runs and repeat across workers.", where="train_dataloader.worker_init_fn",
+                hint="Seed numpy and random inside it from torch.initial_seed(), or remove it "
+                     "and call seed_everything(seed, workers=True)."))
+
+    def _verify(self, trainer: Trainer, pl_module: LightningModule, loader: Any) -> None:
+        reason = _cannot_replay(trainer, pl_module, loader)
+        if reason:
+            self.emit(trainer, Finding(
+                "determinism.skipped", Severity.INFO, f"Replay verification skipped: {reason}.",
+                hint="Determinism is still enforced; compare two runs with `guardrail diff`."))
+            return
+        start = time.perf_counter()
+        with isolate_rng(), _sampler_generator_kept(loader):
+            batches = list(itertools.islice(iter(loader), self.verify_steps))
+        batches = [trainer.strategy.batch_to_device(b) for b in batches]
+        optimizer = trainer.optimizers[0]
+
+        def loss_fn(batch: Any, i: int) -> torch.Tensor:
+            with trainer.precision_plugin.train_step_context():
+                out = pl_module.training_step(batch, i)
+            return out["loss"] if isinstance(out, dict) else out
+
+        with _no_logging(pl_module):
+            run_a, run_b = replay_steps(pl_module, optimizer, batches, loss_fn)
+        self.replay_seconds = time.perf_counter() - start
+        finding = compare_replays(run_a, run_b)
+        self.verified = finding is None
+        if finding is not None:
+            self.emit(trainer, finding)
+        pl_module.log_dict({"guardrail/determinism_verified": float(self.verified),
+                            "guardrail/determinism_replay_s": self.replay_seconds},
+                           rank_zero_only=True)
+
+
+def _cannot_replay(trainer: Trainer, pl_module: LightningModule, loader: Any) -> str | None:
+    if not pl_module.automatic_optimization:
+        return "the module uses manual optimisation"
+    if len(trainer.optimizers) != 1:
+        return f"{len(trainer.optimizers)} optimisers (one is supported)"
+    if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
+        return "the train dataloader is not a map-style DataLoader"
+    return None
+
+
+@contextlib.contextmanager
+def _sampler_generator_kept(loader: DataLoader) -> Iterator[None]:
+    """Leave a sampler's own generator as it was (iterating it advances it)."""
+    gens = [g for g in (getattr(loader.sampler, "generator", None), loader.generator)
+            if isinstance(g, torch.Generator)]
+    states = [g.get_state() for g in gens]
+    try:
+        yield
+    finally:
+        for g, s in zip(gens, states, strict=True):
+            g.set_state(s)
+
+
+@contextlib.contextmanager
+def _no_logging(pl_module: LightningModule) -> Iterator[None]:
+    """``self.log`` is not allowed outside Lightning's loop; the replay logs nothing."""
+    pl_module.log = lambda *a, **k: None  # type: ignore[method-assign]
+    pl_module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del pl_module.log, pl_module.log_dict

@@ -1,0 +1,201 @@
+"""``RunManifest``: the six things a result depends on, written to manifest.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from omegaconf import OmegaConf
+
+from guardrail.callbacks.base import best_effort
+from guardrail.effective import run_settings
+from guardrail.environment import determinism_settings, hardware, platform_info, source_info
+from guardrail.fingerprint import OrderFingerprint, dataset_fingerprint, file_hash, state_hash
+from guardrail.fingerprint import tensor_hash as config_hash
+from guardrail.io import write_json, write_text
+
+MANIFEST = "manifest.json"
+PATCH = "source.patch"
+DEFAULT_STEPS = tuple(2**i for i in range(16))  # 1, 2, 4, ... 32768
+
+
+class RunManifest(Callback):
+    """Record hardware, platform, source, configuration, training data and model state.
+
+    manifest.json is written on global rank zero when training starts (status ``running``)
+    and completed at the end (``completed``, ``interrupted`` or ``failed``) with the final
+    hashes. Data fingerprints: per split an order-independent content hash over every sample,
+    the count and the schema; and a data-order hash over the first ``order_batches`` batches
+    of each epoch, so a shuffle change shows as an order change while content stays equal.
+    Model state: initial-weights hash, parameter count, a parameter-hash trajectory after the
+    optimiser steps in ``trajectory_steps``, the final weights' and checkpoint's hashes.
+    Uncommitted source changes are stored next to it as ``source.patch``.
+
+    Args:
+        dirpath: Folder for manifest.json; default: the trainer's ``default_root_dir``.
+        config: The run's resolved config; default: read from Hydra's ``.hydra/config.yaml``
+            inside a Hydra app, else the module's hparams.
+        overrides: The command-line overrides; default: Hydra's, else none.
+        order_batches: Batches per epoch in the data-order fingerprint.
+        trajectory_steps: Global steps after which the parameters are hashed.
+        fingerprint_data: Hash the content of every split (linear in data size).
+
+    Example:
+        >>> import json, pathlib, tempfile
+        >>> import lightning.pytorch as pl
+        >>> from lightning.pytorch.demos.boring_classes import BoringModel
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> trainer = pl.Trainer(callbacks=[RunManifest(d)], max_steps=4, logger=False,
+        ...                      enable_progress_bar=False, enable_model_summary=False)
+        >>> trainer.fit(BoringModel())
+        >>> m = json.loads((d / "manifest.json").read_text())
+        >>> m["status"], [t["step"] for t in m["model"]["trajectory"]]
+        ('completed', [1, 2, 4])
+
+    """
+
+    def __init__(self, dirpath: str | Path | None = None, config: dict[str, Any] | None = None,
+                 overrides: Sequence[str] | None = None, order_batches: int = 4,
+                 trajectory_steps: Sequence[int] = DEFAULT_STEPS,
+                 fingerprint_data: bool = True) -> None:
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.config = config
+        self.overrides = list(overrides) if overrides is not None else None
+        self.order = OrderFingerprint(order_batches)
+        self.trajectory_steps = set(trajectory_steps)
+        self.fingerprint_data = fingerprint_data
+        self.manifest: dict[str, Any] = {}
+        self.trajectory: list[dict[str, Any]] = []
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in checkpoints."""
+        return self._generate_state_key(order_batches=self.order.batches)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Collect what is known before training: environment, source, configuration."""
+        if stage != "fit" or self.manifest:
+            return
+        self.dirpath = self.dirpath or Path(trainer.default_root_dir)
+        config, overrides = self._config(pl_module)
+        self.manifest = {
+            "schema": 1, "status": "running",
+            "started_at": _now(), "finished_at": None,
+            "hardware": hardware(), "platform": platform_info(),
+            "source": source_info(),
+            "configuration": {"resolved": config, "overrides": overrides,
+                              "hash": config_hash(config)},
+            "determinism": {},
+            "data": {}, "model": {},
+        }
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Fingerprint the train and validation data and the initial weights; first write."""
+        self.manifest["determinism"] = determinism_settings()
+        self.manifest["configuration"]["effective"] = run_settings(trainer, pl_module)
+        if self.fingerprint_data and trainer.is_global_zero:
+            self._fingerprint(trainer.train_dataloader, "train")
+            self._fingerprint(trainer.val_dataloaders, "val")
+        params = list(pl_module.parameters())
+        self.manifest["model"] = {
+            "initial_hash": state_hash(pl_module),
+            "parameters": sum(p.numel() for p in params),
+            "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+        }
+        self._write(trainer)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        """Feed the data-order fingerprint (the first batches of each epoch only)."""
+        self.order.update(trainer.current_epoch, batch_idx, batch)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        """Hash the parameters after the fixed trajectory steps."""
+        step = trainer.global_step
+        if step in self.trajectory_steps and (not self.trajectory
+                                              or self.trajectory[-1]["step"] != step):
+            self.trajectory.append({"step": step, "hash": state_hash(pl_module)})
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Final weights and checkpoint hashes; status ``completed``."""
+        self._finish(trainer, pl_module, "interrupted" if trainer.interrupted else "completed")
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Fingerprint the test split, once."""
+        if self.manifest and self.fingerprint_data and "test" not in self.manifest["data"] \
+                and trainer.is_global_zero:
+            self._fingerprint(trainer.test_dataloaders, "test")
+            self._write(trainer)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        """Status ``interrupted`` (Ctrl-C) or ``failed``."""
+        if self.manifest:
+            with best_effort("complete manifest.json"):
+                self._finish(trainer, pl_module, "interrupted"
+                             if isinstance(exception, KeyboardInterrupt) else "failed")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trajectory and order hashes so far (a resumed run continues them)."""
+        return {"trajectory": self.trajectory, "order": self.order.per_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the trajectory and order hashes; tolerant of older checkpoints."""
+        self.trajectory = list(state_dict.get("trajectory", []))
+        self.order.per_epoch = dict(state_dict.get("order", {}))
+
+    def _config(self, pl_module: LightningModule) -> tuple[dict[str, Any], list[str]]:
+        from hydra.core.hydra_config import HydraConfig
+
+        if self.config is not None:
+            return self.config, self.overrides or []
+        if HydraConfig.initialized():
+            hydra_cfg = HydraConfig.get()
+            saved = Path(hydra_cfg.runtime.output_dir) / (hydra_cfg.output_subdir or ".hydra") \
+                / "config.yaml"
+            if saved.is_file():
+                cfg = OmegaConf.load(saved)
+                try:
+                    resolved = OmegaConf.to_container(cfg, resolve=True)
+                except Exception:  # an interpolation that only resolves elsewhere
+                    resolved = OmegaConf.to_container(cfg, resolve=False)
+                return resolved, self.overrides or list(hydra_cfg.overrides.task)
+        return {"hparams": dict(getattr(pl_module, "hparams", {}))}, self.overrides or []
+
+    def _fingerprint(self, loaders: Any, split: str) -> None:
+        loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
+        prints = [dataset_fingerprint(getattr(loader, "dataset", loader)) for loader in loaders
+                  if loader is not None]
+        if prints:
+            self.manifest["data"][split] = prints[0] if len(prints) == 1 else prints
+
+    def _finish(self, trainer: Trainer, pl_module: LightningModule, status: str) -> None:
+        checkpoint = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+        self.manifest["model"].update({
+            "trajectory": self.trajectory,
+            "final_hash": state_hash(pl_module),
+            "checkpoint": {"path": checkpoint, "hash": file_hash(checkpoint)
+                           if checkpoint and Path(checkpoint).is_file() else None},
+        })
+        self.manifest.update(status=status, finished_at=_now())
+        self._write(trainer)
+
+    def _write(self, trainer: Trainer) -> None:
+        if not trainer.is_global_zero or self.dirpath is None:
+            return
+        self.manifest["data"]["order"] = {"batches": self.order.batches,
+                                          "per_epoch": self.order.per_epoch,
+                                          "digest": self.order.digest()}
+        source = dict(self.manifest["source"])
+        if source.get("patch"):
+            write_text(self.dirpath / PATCH, source["patch"])
+            source["patch"] = {"file": PATCH, "hash": config_hash(source["patch"])}
+        write_json(self.dirpath / MANIFEST, {**self.manifest, "source": source})
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,137 @@
+"""What a result depends on besides config, data and weights: hardware, platform and source.
+
+Example:
+    >>> hw = hardware()
+    >>> hw["cpu_count"] > 0 and isinstance(hw["gpus"], list)
+    True
+    >>> "torch" in platform_info()["packages"]
+    True
+
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model and count, memory, GPUs with memory, CUDA, cuDNN and driver versions."""
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            gpus.append({"name": props.name, "memory_gb": round(props.total_memory / 2**30, 2),
+                         "capability": f"{props.major}.{props.minor}"})
+    try:
+        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 2)
+    except (ValueError, OSError, AttributeError):
+        memory_gb = None
+    return {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count() or 0,
+        "memory_gb": memory_gb,
+        "gpus": gpus,
+        "gpu_count": len(gpus),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "driver": _nvidia_driver() if gpus else None,
+    }
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def platform_info() -> dict[str, Any]:
+    """OS, Python, and every installed distribution with its version."""
+    packages = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            packages[name.lower()] = dist.version
+    return {
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "packages": dict(sorted(packages.items())),
+    }
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def source_info(root: str | Path | None = None) -> dict[str, Any]:
+    """Git commit, dirty flag and a patch of uncommitted changes; a content hash without git.
+
+    Args:
+        root: A folder inside the project; default: the current working directory.
+
+    """
+    root = Path(root or Path.cwd())
+    top = _git(["rev-parse", "--show-toplevel"], root)
+    if top:
+        top_path = Path(top.strip())
+        commit = (_git(["rev-parse", "HEAD"], top_path) or "").strip() or None
+        patch = _git(["diff", "HEAD", "--binary"], top_path) or ""
+        untracked = (_git(["ls-files", "--others", "--exclude-standard"], top_path) or "").split()
+        return {"kind": "git", "root": str(top_path), "commit": commit,
+                "dirty": bool(patch or untracked), "patch": patch, "untracked": untracked,
+                "hash": source_hash(top_path) if not commit else None}
+    return {"kind": "files", "root": str(root), "commit": None, "dirty": None, "patch": None,
+            "untracked": [], "hash": source_hash(root)}
+
+
+def source_hash(root: str | Path, suffixes: tuple[str, ...] = (".py", ".yaml", ".yml")) -> str:
+    """Content hash of the source files under ``root`` (names and bytes, sorted)."""
+    root = Path(root)
+    h = hashlib.blake2b(digest_size=16)
+    skip = {".git", ".venv", "__pycache__", "outputs", "multirun", "node_modules"}
+    for path in sorted(root.rglob("*")):
+        if path.suffix in suffixes and path.is_file() and not skip & set(path.parts):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def determinism_settings() -> dict[str, Any]:
+    """The effective global settings that decide whether kernels repeat bit for bit."""
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "allow_tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "pl_global_seed": os.environ.get("PL_GLOBAL_SEED"),
+        "pl_seed_workers": os.environ.get("PL_SEED_WORKERS"),
+    }

@@ -1,0 +1,216 @@
+"""Content hashes of tensors, batches, datasets and model weights.
+
+Two kinds of data fingerprint answer two different questions:
+
+* **content** (:func:`dataset_fingerprint`): *which* samples a split holds — independent of
+  their order, sensitive to every byte and to duplicates;
+* **order** (:class:`OrderFingerprint`): *in which order* training saw them — a running hash
+  of the first batches of each epoch, so a flipped shuffle flag is visible as such.
+
+Example:
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> a = TensorDataset(torch.arange(6.).view(3, 2), torch.tensor([0, 1, 0]))
+    >>> b = TensorDataset(torch.arange(6.).view(3, 2)[[2, 0, 1]], torch.tensor([0, 0, 1]))
+    >>> dataset_fingerprint(a)["content"] == dataset_fingerprint(b)["content"]
+    True
+    >>> tensor_hash(torch.ones(2)) == tensor_hash(torch.ones(2, dtype=torch.float64))
+    False
+
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping, Sized
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, TensorDataset
+
+DIGEST_SIZE = 16
+_MASK = (1 << 64) - 1
+
+
+def new_hasher() -> Any:
+    """A fresh blake2b hasher of the digest size every guardrail hash uses."""
+    return hashlib.blake2b(digest_size=DIGEST_SIZE)
+
+
+def _tensor_bytes(t: Tensor) -> memoryview:
+    t = t.detach().cpu().contiguous().reshape(-1)  # 1-D: 0-d tensors cannot be viewed as bytes
+    return memoryview(t.view(torch.uint8).numpy()) if t.numel() else memoryview(b"")
+
+
+def update_hash(h: Any, obj: Any) -> None:
+    """Feed ``obj`` (tensors, arrays, numbers, strings, nested tuples/lists/dicts) to ``h``."""
+    if isinstance(obj, Tensor):
+        h.update(f"T{obj.dtype}{tuple(obj.shape)}".encode())
+        h.update(_tensor_bytes(obj))
+    elif isinstance(obj, np.ndarray):
+        h.update(f"A{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, Mapping):
+        h.update(b"{")
+        for key in sorted(obj, key=str):
+            h.update(str(key).encode())
+            update_hash(h, obj[key])
+        h.update(b"}")
+    elif isinstance(obj, list | tuple):
+        h.update(b"[")
+        for item in obj:
+            update_hash(h, item)
+        h.update(b"]")
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r}".encode())
+
+
+def tensor_hash(obj: Any) -> str:
+    """Hex digest of a tensor (or any nested structure of them), dtype and shape included."""
+    h = new_hasher()
+    update_hash(h, obj)
+    return h.hexdigest()
+
+
+def state_hash(module_or_state: nn.Module | Mapping[str, Tensor]) -> str:
+    """Hex digest of a model's parameters and buffers, by name.
+
+    Example:
+        >>> m = nn.Linear(2, 1)
+        >>> before = state_hash(m)
+        >>> with torch.no_grad():
+        ...     _ = m.weight.add_(1e-7)
+        >>> state_hash(m) != before
+        True
+
+    """
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) \
+        else module_or_state
+    h = new_hasher()
+    for name in sorted(state):
+        h.update(name.encode())
+        update_hash(h, state[name])
+    return h.hexdigest()
+
+
+def file_hash(path: str, chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes, streamed."""
+    h = new_hasher()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _schema(sample: Any) -> Any:
+    if isinstance(sample, Tensor):
+        return {"dtype": str(sample.dtype), "shape": list(sample.shape)}
+    if isinstance(sample, Mapping):
+        return {str(k): _schema(v) for k, v in sample.items()}
+    if isinstance(sample, list | tuple):
+        return [_schema(v) for v in sample]
+    return type(sample).__name__
+
+
+def _row_hashes(tensor: Tensor) -> np.ndarray:
+    """One 64-bit hash per row of ``tensor`` (vectorised; rows hashed as raw bytes)."""
+    raw = tensor.detach().cpu().contiguous().reshape(len(tensor), -1)
+    words = raw.view(torch.uint8).numpy().reshape(len(tensor), -1)
+    pad = (-words.shape[1]) % 8
+    if pad:
+        words = np.pad(words, ((0, 0), (0, pad)))
+    words = np.ascontiguousarray(words).view(np.uint64)  # [N, W]
+    rng = np.random.default_rng(0x9E3779B9)
+    mult = rng.integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        return _mix((words * mult).sum(axis=1, dtype=np.uint64))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, element-wise: sums of mixed hashes do not cancel structure."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def dataset_fingerprint(dataset: Dataset | Iterable[Any]) -> dict[str, Any]:
+    """Order-independent content fingerprint of a split: hash, sample count, schema, speed.
+
+    ``TensorDataset`` is hashed row-wise in bulk; any other map-style dataset sample by sample
+    (a multiset of per-sample digests: order does not matter, duplicates do). Iterable
+    datasets without a length are not read (``content`` is ``None``).
+    """
+    start = time.perf_counter()
+    if isinstance(dataset, TensorDataset):
+        rows = np.zeros(len(dataset), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for i, t in enumerate(dataset.tensors):  # pair each sample's fields, then mix
+                rows = _mix((rows + _row_hashes(t)) * np.uint64(2 * i + 0x9E3779B97F4A7C15))
+            total = rows.sum(dtype=np.uint64)
+        content = tensor_hash(np.array([total], dtype=np.uint64))
+        n, nbytes = len(dataset), sum(t.numel() * t.element_size() for t in dataset.tensors)
+        first: Any = dataset[0] if n else None
+    elif isinstance(dataset, Sized) and hasattr(dataset, "__getitem__"):
+        n = len(dataset)
+        acc, nbytes, first = 0, 0, None
+        for i in range(n):
+            sample = dataset[i]
+            first = sample if first is None else first
+            h = new_hasher()
+            update_hash(h, sample)
+            acc = (acc + int.from_bytes(h.digest()[:8], "little")) & _MASK
+            nbytes += _nbytes(sample)
+        content = tensor_hash(np.array([acc], dtype=np.uint64))
+    else:
+        return {"content": None, "samples": None, "schema": None,
+                "skipped": f"{type(dataset).__name__} has no length; not read"}
+    seconds = time.perf_counter() - start
+    return {"content": content, "samples": n, "schema": _schema(first), "bytes": nbytes,
+            "seconds": round(seconds, 4)}
+
+
+def _nbytes(sample: Any) -> int:
+    if isinstance(sample, Tensor):
+        return sample.numel() * sample.element_size()
+    if isinstance(sample, Mapping):
+        return sum(_nbytes(v) for v in sample.values())
+    if isinstance(sample, list | tuple):
+        return sum(_nbytes(v) for v in sample)
+    return 8
+
+
+class OrderFingerprint:
+    """Running hash of the first ``batches`` batches of every epoch, in the order seen.
+
+    Example:
+        >>> fp = OrderFingerprint(batches=2)
+        >>> for epoch in range(2):
+        ...     for i, b in enumerate([torch.ones(2), torch.zeros(2), torch.ones(3)]):
+        ...         fp.update(epoch, i, b)
+        >>> len(fp.per_epoch), len(fp.digest())
+        (2, 32)
+
+    """
+
+    def __init__(self, batches: int = 4) -> None:
+        self.batches = batches
+        self.per_epoch: dict[int, str] = {}
+        self._open: dict[int, Any] = {}
+
+    def update(self, epoch: int, batch_idx: int, batch: Any) -> None:
+        """Feed one training batch; batches past the first ``batches`` of an epoch are ignored."""
+        if batch_idx >= self.batches:
+            return
+        h = self._open.setdefault(epoch, new_hasher())
+        update_hash(h, batch)
+        self.per_epoch[epoch] = h.copy().hexdigest()
+
+    def digest(self) -> str:
+        """One hash over every epoch's order hash."""
+        return tensor_hash([self.per_epoch[e] for e in sorted(self.per_epoch)])
