@@ -21,8 +21,9 @@ from guardrail.findings import Finding, Severity
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:60rem;color:#1f2328;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;
-border-bottom:1px solid #d0d7de}table{border-collapse:collapse;width:100%;margin:.5rem 0}
+max-width:60rem;color:#1f2328;padding:0 1rem}h1{font-size:1.6rem}
+h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}
 td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}.light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;
 margin-right:.5rem;vertical-align:middle}.green{background:#1a7f37}.amber{background:#bf8700}
