@@ -1,0 +1,74 @@
+import pytest
+import torch
+from conftest import quiet_trainer
+from lightning.pytorch.demos.boring_classes import BoringModel
+from torch import nn
+
+from guardrail import GuardrailModule
+from guardrail.callbacks import DeterminismGuard
+
+
+class Noisy(nn.Module):
+    """Adds noise from a private generator seeded from the OS: not reproducible."""
+
+    def __init__(self):
+        super().__init__()
+        self.generator = torch.Generator()
+        self.generator.seed()
+
+    def forward(self, x):
+        return x + 0.1 * torch.randn(x.shape, generator=self.generator)
+
+
+def model(noisy: bool) -> GuardrailModule:
+    middle = Noisy() if noisy else nn.Dropout(0.2)  # dropout uses the global, seeded RNG
+    return GuardrailModule(nn.Sequential(nn.Linear(3, 8), middle, nn.ReLU(), nn.Linear(8, 1)))
+
+
+def test_unseeded_module_is_named_at_the_first_step(tiny_data):
+    guard = DeterminismGuard(verify_steps=2)
+    quiet_trainer(callbacks=[guard], max_steps=2).fit(model(noisy=True), datamodule=tiny_data())
+    assert guard.verified is False
+    [finding] = guard.findings
+    assert (finding.check, finding.where, finding.evidence["step"]) == (
+        "determinism.mismatch", "net.1", 0)
+
+
+def test_healthy_model_with_dropout_verifies_and_training_is_unchanged(tiny_data):
+    torch.manual_seed(0)
+    guarded = model(noisy=False)
+    guard = DeterminismGuard(verify_steps=3)
+    quiet_trainer(callbacks=[guard], max_steps=3).fit(guarded, datamodule=tiny_data())
+    torch.manual_seed(0)
+    plain = model(noisy=False)
+    quiet_trainer(max_steps=3).fit(plain, datamodule=tiny_data())
+    assert guard.verified is True and guard.findings == []
+    for a, b in zip(guarded.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b)  # the replay left no trace on training
+
+
+def test_manual_optimisation_is_skipped_with_an_info():
+    class Manual(BoringModel):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+
+        def training_step(self, batch, batch_idx):
+            opt = self.optimizers()
+            loss = self.step(batch)
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+
+    guard = DeterminismGuard()
+    quiet_trainer(callbacks=[guard], max_steps=2).fit(Manual())
+    assert [(f.check, f.severity.value) for f in guard.findings] == [
+        ("determinism.skipped", "info")]
+
+
+def test_strict_policy_stops_on_a_mismatch(tiny_data):
+    from guardrail import GuardrailError
+
+    with pytest.raises(GuardrailError, match=r"determinism.mismatch\] at net.1"):
+        quiet_trainer(callbacks=[DeterminismGuard(policy="strict")], max_steps=2).fit(
+            model(noisy=True), datamodule=tiny_data())
