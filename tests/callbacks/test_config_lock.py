@@ -80,7 +80,7 @@ def test_resuming_a_checkpoint_of_another_lock_is_refused(tmp_path):
     state["lock_hash"] = "0" * 32  # trained under some other lock
     resumed = ConfigLock(lock_dir=tmp_path, name="demo")
     resumed.load_state_dict(state)
-    with pytest.raises(GuardrailError, match="checkpoint.lock_hash"):
+    with pytest.raises(GuardrailError, match=r"checkpoint\.lock_hash"):
         fit(resumed)
 
 
