@@ -89,14 +89,25 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
+def package_root(path: str | Path) -> Path:
+    """The top-level package folder containing ``path`` (walking up past ``__init__.py``)."""
+    folder = Path(path).resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    while (folder.parent / "__init__.py").is_file():
+        folder = folder.parent
+    return folder
+
+
 def source_info(root: str | Path | None = None) -> dict[str, Any]:
     """Git commit, dirty flag and a patch of uncommitted changes; a content hash without git.
 
     Args:
-        root: A folder inside the project; default: the current working directory.
+        root: A file or folder of the code that runs (e.g. the LightningModule's file);
+            default: the current working directory. Without git, the top-level package
+            holding it is hashed.
 
     """
-    root = Path(root or Path.cwd())
+    root = package_root(root or Path.cwd())
     top = _git(["rev-parse", "--show-toplevel"], root)
     if top:
         top_path = Path(top.strip())

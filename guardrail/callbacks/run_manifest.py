@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ class RunManifest(Callback):
             "schema": 1, "status": "running",
             "started_at": _now(), "finished_at": None,
             "hardware": hardware(), "platform": platform_info(),
-            "source": source_info(),
+            "source": source_info(inspect.getfile(type(pl_module))),
             "configuration": {"resolved": config, "overrides": overrides,
                               "hash": config_hash(config)},
             "determinism": {},
