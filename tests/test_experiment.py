@@ -110,7 +110,7 @@ def test_command_line_override_runs_and_is_recorded(story):
 
 
 def test_same_seed_and_config_twice_is_identical(story):
-    (pa, a), (pd, d) = story["a"], story["d"]
+    (_, a), (pd, d) = story["a"], story["d"]
     assert pd.returncode == 0, pd.stderr[-3000:]
     ma, md = (json.loads((r / "manifest.json").read_text())["model"] for r in (a, d))
     assert ma["trajectory"] == md["trajectory"] and ma["final_hash"] == md["final_hash"]
