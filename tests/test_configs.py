@@ -5,11 +5,11 @@ import inspect
 import hydra
 import lightning.pytorch as pl
 import pytest
-from guardrail.recipes import RECIPES
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf, open_dict
 
 from guardrail.preflight import GROUPS, group_options
+from guardrail.recipes import RECIPES
 
 
 def composed(*overrides):

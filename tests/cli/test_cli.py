@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from guardrail.recipes import RECIPES
 
 from guardrail.cli import main
+from guardrail.recipes import RECIPES
 
 
 def test_ls_lists_every_recipe_with_a_description(capsys):
