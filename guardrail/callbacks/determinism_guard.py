@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -11,9 +10,9 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.utilities.seed import isolate_rng
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
+from guardrail.batches import peek_batches, peekable
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.determinism import compare_replays, settings_findings
 from guardrail.environment import determinism_settings
@@ -124,9 +123,8 @@ class DeterminismGuard(GuardrailCallback):
                 hint="Determinism is still enforced; compare two runs with `guardrail diff`."))
             return
         start = time.perf_counter()
-        with isolate_rng(), _sampler_generator_kept(loader):
-            batches = list(itertools.islice(iter(loader), self.verify_steps))
-        batches = [trainer.strategy.batch_to_device(b) for b in batches]
+        batches = [trainer.strategy.batch_to_device(b)
+                   for b in peek_batches(loader, self.verify_steps)]
         optimizer = trainer.optimizers[0]
 
         def loss_fn(batch: Any, i: int) -> torch.Tensor:
@@ -151,22 +149,9 @@ def _cannot_replay(trainer: Trainer, pl_module: LightningModule, loader: Any) ->
         return "the module uses manual optimisation"
     if len(trainer.optimizers) != 1:
         return f"{len(trainer.optimizers)} optimisers (one is supported)"
-    if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
+    if not peekable(loader):
         return "the train dataloader is not a map-style DataLoader"
     return None
-
-
-@contextlib.contextmanager
-def _sampler_generator_kept(loader: DataLoader) -> Iterator[None]:
-    """Leave a sampler's own generator as it was (iterating it advances it)."""
-    gens = [g for g in (getattr(loader.sampler, "generator", None), loader.generator)
-            if isinstance(g, torch.Generator)]
-    states = [g.get_state() for g in gens]
-    try:
-        yield
-    finally:
-        for g, s in zip(gens, states, strict=True):
-            g.set_state(s)
 
 
 @contextlib.contextmanager

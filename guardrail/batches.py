@@ -1,0 +1,72 @@
+"""Look at a module's inputs without disturbing training.
+
+Example:
+    >>> import torch
+    >>> from torch.utils.data import DataLoader
+    >>> loader = DataLoader(list(range(10)), batch_size=4, shuffle=True)
+    >>> state = torch.random.get_rng_state()
+    >>> [b.tolist() for b in peek_batches(loader, 1)][0].__len__()
+    4
+    >>> torch.equal(state, torch.random.get_rng_state())  # training will draw the same order
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from lightning.pytorch.utilities.seed import isolate_rng
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+
+@contextlib.contextmanager
+def _generators_kept(loader: DataLoader) -> Iterator[None]:
+    """Leave a sampler's own generator as it was (iterating it advances it)."""
+    gens = [g for g in (getattr(loader.sampler, "generator", None), loader.generator)
+            if isinstance(g, torch.Generator)]
+    states = [g.get_state() for g in gens]
+    try:
+        yield
+    finally:
+        for g, s in zip(gens, states, strict=True):
+            g.set_state(s)
+
+
+def peekable(loader: Any) -> bool:
+    """A map-style DataLoader: peeking at it cannot consume data training needs."""
+    return isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset)
+
+
+def peek_batches(loader: DataLoader, n: int) -> list[Any]:
+    """The first ``n`` batches of a fresh iterator, with every RNG left as it was."""
+    with isolate_rng(), _generators_kept(loader):
+        return list(itertools.islice(iter(loader), n))
+
+
+def model_inputs(pl_module: Any, batch: Any) -> tuple[Any, ...] | None:
+    """The forward inputs in ``batch``, or None when it cannot tell.
+
+    ``split_batch`` where the module has one, else the first element of a tuple or list, or
+    the tensor itself.
+    """
+    split = getattr(pl_module, "split_batch", None)
+    if callable(split):
+        return tuple(split(batch)[0])
+    if isinstance(batch, Tensor):
+        return (batch,)
+    if isinstance(batch, list | tuple) and batch and isinstance(batch[0], Tensor):
+        return (batch[0],)
+    return None
+
+
+def example_inputs(pl_module: Any) -> tuple[Any, ...] | None:
+    """The module's ``example_input_array`` as a tuple of forward inputs (None if unset)."""
+    example = getattr(pl_module, "example_input_array", None)
+    if example is None:
+        return None
+    return tuple(example) if isinstance(example, list | tuple) else (example,)
