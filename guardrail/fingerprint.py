@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping, Sized
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -129,6 +129,15 @@ def _row_hashes(tensor: Tensor) -> np.ndarray:
         return _mix((words * mult).sum(axis=1, dtype=np.uint64))
 
 
+def _sample_rows(tensors: Sequence[Tensor]) -> np.ndarray:
+    """One hash per sample over several aligned tensors (their rows paired, then mixed)."""
+    rows = np.zeros(len(tensors[0]), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i, t in enumerate(tensors):
+            rows = _mix((rows + _row_hashes(t)) * np.uint64(2 * i + 0x9E3779B97F4A7C15))
+    return rows
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, element-wise: sums of mixed hashes do not cancel structure."""
     with np.errstate(over="ignore"):
@@ -148,11 +157,8 @@ def dataset_fingerprint(dataset: Dataset | Iterable[Any]) -> dict[str, Any]:
     """
     start = time.perf_counter()
     if isinstance(dataset, TensorDataset):
-        rows = np.zeros(len(dataset), dtype=np.uint64)
         with np.errstate(over="ignore"):
-            for i, t in enumerate(dataset.tensors):  # pair each sample's fields, then mix
-                rows = _mix((rows + _row_hashes(t)) * np.uint64(2 * i + 0x9E3779B97F4A7C15))
-            total = rows.sum(dtype=np.uint64)
+            total = _sample_rows(dataset.tensors).sum(dtype=np.uint64)
         content = tensor_hash(np.array([total], dtype=np.uint64))
         n, nbytes = len(dataset), sum(t.numel() * t.element_size() for t in dataset.tensors)
         first: Any = dataset[0] if n else None
@@ -214,3 +220,33 @@ class OrderFingerprint:
     def digest(self) -> str:
         """One hash over every epoch's order hash."""
         return tensor_hash([self.per_epoch[e] for e in sorted(self.per_epoch)])
+
+
+def sample_hashes(dataset: Any, max_samples: int = 200_000) -> np.ndarray | None:
+    """One 64-bit hash per sample's *inputs* (the last field, the target, left out).
+
+    ``TensorDataset`` is hashed in bulk; other map-style datasets sample by sample, up to
+    ``max_samples``. None for datasets without a length.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]])
+        >>> h = sample_hashes(TensorDataset(x, torch.tensor([0, 1, 1])))
+        >>> bool(h[0] == h[2]), bool(h[0] == h[1])
+        (True, False)
+    """
+    if isinstance(dataset, TensorDataset):
+        return _sample_rows(dataset.tensors[:-1] if len(dataset.tensors) > 1
+                            else dataset.tensors)
+    if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
+        return None
+    out = []
+    for i in range(min(len(dataset), max_samples)):
+        sample = dataset[i]
+        if isinstance(sample, list | tuple) and len(sample) > 1:
+            sample = sample[:-1]
+        elif isinstance(sample, Mapping):
+            sample = {k: v for k, v in sample.items() if k != "target"}
+        h = new_hasher()
+        update_hash(h, sample)
+        out.append(int.from_bytes(h.digest()[:8], "little"))
+    return np.array(out, dtype=np.uint64)
