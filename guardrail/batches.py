@@ -70,3 +70,14 @@ def example_inputs(pl_module: Any) -> tuple[Any, ...] | None:
     if example is None:
         return None
     return tuple(example) if isinstance(example, list | tuple) else (example,)
+
+
+@contextlib.contextmanager
+def no_logging(pl_module: Any) -> Iterator[None]:
+    """``self.log`` is not allowed outside Lightning's loop; the replay logs nothing."""
+    pl_module.log = lambda *a, **k: None  # type: ignore[method-assign]
+    pl_module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del pl_module.log, pl_module.log_dict

@@ -50,6 +50,7 @@ class GuardrailCallback(Callback):
         self.policy = policy
         self.findings: list[Finding] = []
         self._pending: Finding | None = None
+        self._emitted: set[tuple[str, str | None]] = set()
 
     @property
     def state_key(self) -> str:
@@ -71,6 +72,14 @@ class GuardrailCallback(Callback):
         self.findings.append(finding)
         if self.policy == "strict" and finding.severity is Severity.ERROR and self._pending is None:
             self._pending = finding
+
+    def emit_once(self, trainer: Trainer | None, findings: list[Finding]) -> None:
+        """:meth:`emit` each finding whose (check, where) this callback has not emitted yet."""
+        for finding in findings:
+            key = (finding.check, finding.where)
+            if key not in self._emitted:
+                self._emitted.add(key)
+                self.emit(trainer, finding)
 
     def enforce(self, trainer: Trainer) -> None:
         """Stop training on every rank if any rank holds a strict ``error`` finding.

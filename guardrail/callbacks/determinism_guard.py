@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch.utils.data import DataLoader
 
-from guardrail.batches import peek_batches, peekable
+from guardrail.batches import no_logging, peek_batches, peekable
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.determinism import compare_replays, settings_findings
 from guardrail.environment import determinism_settings
@@ -132,7 +130,7 @@ class DeterminismGuard(GuardrailCallback):
                 out = pl_module.training_step(batch, i)
             return out["loss"] if isinstance(out, dict) else out
 
-        with _no_logging(pl_module):
+        with no_logging(pl_module):
             run_a, run_b = replay_steps(pl_module, optimizer, batches, loss_fn)
         self.replay_seconds = time.perf_counter() - start
         finding = compare_replays(run_a, run_b)
@@ -152,14 +150,3 @@ def _cannot_replay(trainer: Trainer, pl_module: LightningModule, loader: Any) ->
     if not peekable(loader):
         return "the train dataloader is not a map-style DataLoader"
     return None
-
-
-@contextlib.contextmanager
-def _no_logging(pl_module: LightningModule) -> Iterator[None]:
-    """``self.log`` is not allowed outside Lightning's loop; the replay logs nothing."""
-    pl_module.log = lambda *a, **k: None  # type: ignore[method-assign]
-    pl_module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del pl_module.log, pl_module.log_dict

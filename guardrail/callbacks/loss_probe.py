@@ -40,13 +40,14 @@ class LossProbe(GuardrailCallback):
         >>> import lightning.pytorch as pl
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> from guardrail import GuardrailModule
-        >>> x, y = torch.randn(256, 4), torch.randn(256)   # y unrelated to x: nothing to learn
-        >>> data = DataLoader(TensorDataset(x, y), batch_size=32)
+        >>> _ = torch.manual_seed(0)
+        >>> def unrelated():  # y unrelated to x: nothing to learn
+        ...     return DataLoader(TensorDataset(torch.randn(256, 4), torch.randn(256)), 32)
         >>> probe = LossProbe()
         >>> trainer = pl.Trainer(callbacks=[probe], max_epochs=6, logger=False,
         ...                      enable_progress_bar=False, enable_model_summary=False,
         ...                      enable_checkpointing=False)
-        >>> trainer.fit(GuardrailModule(torch.nn.Linear(4, 1), lr=0.01), data, data)
+        >>> trainer.fit(GuardrailModule(torch.nn.Linear(4, 1), lr=0.01), unrelated(), unrelated())
         >>> [(f.check, f.where) for f in probe.findings]
         [('loss.plateau', 'val/loss')]
     """
@@ -60,7 +61,6 @@ class LossProbe(GuardrailCallback):
         self.expected: float | None = None
         self.trivial: float | None = None
         self._buffer: list[Tensor] = []
-        self._fired: set[str] = set()
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -86,20 +86,15 @@ class LossProbe(GuardrailCallback):
             self.step_losses += losses
             self.train_epochs.append(sum(losses) / len(losses))
             if first_epoch:
-                self._report(trainer, initial_findings(
+                self.emit_once(trainer, initial_findings(
                     losses[0], getattr(pl_module, "task", None), self.expected))
-        self._report(trainer, divergence_findings(self.step_losses))
+        self.emit_once(trainer, divergence_findings(self.step_losses))
         split, epochs = ("val", self.val_epochs) if self.val_epochs else \
             ("train", self.train_epochs)
-        self._report(trainer, plateau_findings(epochs, self.trivial, split, self.min_epochs))
-        self._report(trainer, oscillation_findings(epochs, split))
+        self.emit_once(trainer, plateau_findings(epochs, self.trivial, split, self.min_epochs))
+        self.emit_once(trainer, oscillation_findings(epochs, split))
         self.enforce(trainer)
 
-    def _report(self, trainer: Trainer, findings: list[Any]) -> None:
-        for finding in findings:
-            if finding.check not in self._fired:
-                self._fired.add(finding.check)
-                self.emit(trainer, finding)
 
 
 def _references(pl_module: LightningModule, batch: Any) -> tuple[float | None, float | None]:

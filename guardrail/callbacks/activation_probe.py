@@ -1,0 +1,185 @@
+"""``ActivationProbe``: NaN/Inf at its source, dead ReLU units, saturated sigmoid/tanh."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from torch import Tensor, nn
+
+from guardrail.batches import no_logging
+from guardrail.callbacks.base import GuardrailCallback, Policy
+from guardrail.checks.activations import (
+    dead_unit_findings,
+    nonfinite_finding,
+    saturation_findings,
+)
+from guardrail.shapes import first_tensor
+
+_RELUS = (nn.ReLU, nn.ReLU6)
+# Output beyond these means a pre-activation beyond +-5.
+_SATURATING = {nn.Sigmoid: (0.0067, 0.9933), nn.Tanh: (-0.9999, 0.9999)}
+
+
+def _all_finite(obj: Any) -> bool:
+    if isinstance(obj, Tensor):
+        return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, list | tuple):
+        return all(_all_finite(o) for o in obj)
+    if isinstance(obj, dict):
+        return all(_all_finite(o) for o in obj.values())
+    return True
+
+
+class ActivationProbe(GuardrailCallback):
+    """Find where activations go wrong, and name the layer.
+
+    *Non-finite values* (``probe.nonfinite``): a cheap check of every training loss before
+    backward; when it is NaN/Inf, the same batch is replayed (no grad, weights not yet
+    stepped) with hooks on every module, and the first module whose output is non-finite
+    while its inputs were finite is named (or the input batch, or the loss function) —
+    autograd's anomaly mode is never left on. *Dead units* (``probe.dead_units``) and
+    *saturation* (``probe.saturation``): on every ``every_n_steps``-th step, hooks are
+    registered on ``nn.ReLU``/``nn.ReLU6`` and ``nn.Sigmoid``/``nn.Tanh`` modules for that
+    step only; the fraction of units never positive over the batch (dims other than the
+    batch and the unit dimension 1 are pooled) and the fraction of saturated outputs are
+    reduced on the device and read once. Hooks are always removed, also on exceptions.
+
+    Args:
+        policy: ``record`` or ``strict``.
+        every_n_steps: Sampling interval for the dead-unit and saturation statistics.
+
+    Example:
+        >>> import torch
+        >>> import lightning.pytorch as pl
+        >>> from torch import nn
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from guardrail import GuardrailModule
+        >>> class Log(nn.Module):  # log of values that reach zero and below
+        ...     def forward(self, x):
+        ...         return torch.log(x)
+        >>> net = nn.Sequential(nn.Linear(4, 8), Log(), nn.Linear(8, 1))
+        >>> _ = torch.manual_seed(0)
+        >>> data = DataLoader(TensorDataset(torch.randn(64, 4), torch.randn(64)), batch_size=16)
+        >>> probe = ActivationProbe()
+        >>> trainer = pl.Trainer(callbacks=[probe], max_steps=2, logger=False,
+        ...                      enable_progress_bar=False, enable_model_summary=False,
+        ...                      enable_checkpointing=False)
+        >>> trainer.fit(GuardrailModule(net), data)
+        >>> [(f.check, f.where) for f in probe.findings]
+        [('probe.nonfinite', 'net.1')]
+    """
+
+    def __init__(self, policy: Policy = "record", every_n_steps: int = 25) -> None:
+        super().__init__(policy)
+        if every_n_steps < 1:
+            from guardrail.errors import ConfigError
+
+            raise ConfigError(f"ActivationProbe: every_n_steps={every_n_steps} must be >= 1.")
+        self.every_n_steps = every_n_steps
+        self.dead: list[dict[str, float]] = []
+        self.saturated: list[dict[str, float]] = []
+        self._batch: Any = None
+        self._batch_idx = 0
+        self._stats: dict[str, dict[str, Tensor]] = {}
+        self._handles: list[Any] = []
+        self._nonfinite_seen = False
+        self._seen = 0
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        """Keep a reference to the batch; on sampled steps, hook the activations."""
+        self._batch, self._batch_idx = batch, batch_idx
+        if trainer.global_step % self.every_n_steps == 0:
+            self._hook(pl_module)
+
+    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule,
+                           loss: Tensor) -> None:
+        """The always-on check: a non-finite loss triggers the localising replay."""
+        if self._nonfinite_seen or bool(torch.isfinite(loss.detach()).all()):
+            return
+        self._nonfinite_seen = True
+        self._remove_hooks()
+        self.emit(trainer, self._localise(pl_module))
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        """Read the sampled statistics (one transfer), judge them, agree on stopping."""
+        self._batch = None
+        self._remove_hooks()
+        if self._stats:
+            for key, target in (("dead", self.dead), ("saturated", self.saturated)):
+                stats = self._stats.get(key, {})
+                if stats:
+                    target.append(dict(zip(stats, torch.stack(list(stats.values())).tolist(),
+                                           strict=True)))
+            self._stats = {}
+            self.emit_once(trainer, dead_unit_findings(self.dead))
+            self.emit_once(trainer, saturation_findings(self.saturated))
+        self._seen += 1
+        if self._seen % self.every_n_steps == 0:  # the same steps on every rank
+            self.enforce(trainer)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Never leave a hook behind."""
+        self._remove_hooks()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        """Never leave a hook behind."""
+        self._remove_hooks()
+
+    def _hook(self, pl_module: LightningModule) -> None:
+        for name, module in pl_module.named_modules():
+            if isinstance(module, _RELUS):
+                self._handles.append(module.register_forward_hook(
+                    lambda m, a, out, name=name: self._dead(name, out)))
+            bounds = _SATURATING.get(type(module))
+            if bounds is not None:
+                self._handles.append(module.register_forward_hook(
+                    lambda m, a, out, name=name, b=bounds: self._saturation(name, out, b)))
+
+    def _dead(self, name: str, out: Any) -> None:
+        if not isinstance(out, Tensor) or out.ndim < 2 or out.shape[0] < 2:
+            return
+        units = out.detach().transpose(0, 1).reshape(out.shape[1], -1)  # [units, batch * ...]
+        alive = (units > 0).any(dim=1)
+        self._stats.setdefault("dead", {})[name] = 1.0 - alive.float().mean()
+
+    def _saturation(self, name: str, out: Any, bounds: tuple[float, float]) -> None:
+        if isinstance(out, Tensor) and out.numel():
+            o = out.detach()
+            self._stats.setdefault("saturated", {})[name] = \
+                ((o <= bounds[0]) | (o >= bounds[1])).float().mean()
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _localise(self, pl_module: LightningModule) -> Any:
+        batch, step = self._batch, getattr(pl_module.trainer, "global_step", None)
+        if batch is None:
+            return nonfinite_finding([], step)
+        if not _all_finite(batch):
+            return nonfinite_finding([], step, inputs_finite=False)
+        calls: list[tuple[str, bool, bool]] = []
+        with _replay_hooks(pl_module, calls), no_logging(pl_module), torch.no_grad(), \
+                contextlib.suppress(Exception):
+            pl_module.training_step(batch, self._batch_idx)
+        return nonfinite_finding(calls, step)
+
+
+@contextlib.contextmanager
+def _replay_hooks(model: nn.Module, calls: list[tuple[str, bool, bool]]) -> Iterator[None]:
+    handles = [m.register_forward_hook(
+        lambda m, a, o, n=n: calls.append((n, _all_finite(a), _all_finite(first_tensor(o)))))
+        for n, m in model.named_modules() if n]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

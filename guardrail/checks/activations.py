@@ -1,0 +1,96 @@
+"""Activation checks: non-finite values, dead ReLU units, saturated sigmoid/tanh (``probe.*``).
+
+Example:
+    >>> calls = [("net.0", True, True), ("net.1", True, False), ("net.2", False, False)]
+    >>> nonfinite_finding(calls).where
+    'net.1'
+    >>> [f.where for f in dead_unit_findings([{"net.1": 0.9}] * 3)]
+    ['net.1']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from guardrail.findings import Finding, Severity
+
+
+def nonfinite_finding(calls: Sequence[tuple[str, bool, bool]], step: int | None = None,
+                      inputs_finite: bool = True) -> Finding:
+    """``probe.nonfinite`` naming the first module whose output went NaN/Inf from finite inputs.
+
+    Args:
+        calls: ``(module, inputs finite, output finite)`` per module call, in execution order,
+            from a replay of the offending batch.
+        step: The global step of the batch.
+        inputs_finite: Whether the batch itself was finite.
+    """
+    if not inputs_finite:
+        return Finding(
+            "probe.nonfinite", Severity.ERROR,
+            "The training batch itself holds NaN or Inf values.", where="input",
+            evidence={"step": step},
+            hint="Clean the data: impute or drop missing values before training (a DataError "
+                 "at load time is better than a NaN loss).")
+    for name, finite_in, finite_out in calls:
+        if finite_in and not finite_out:
+            return Finding(
+                "probe.nonfinite", Severity.ERROR,
+                f"'{name}' produced NaN/Inf from finite inputs at step {step}.", where=name,
+                evidence={"step": step, "calls_before": [c[0] for c in calls][:20]},
+                hint=f"Look at '{name}': log/sqrt/division of values that can reach zero or "
+                     "below, exp overflow, or a learning rate large enough to blow up its "
+                     "weights; clamp or add an epsilon.")
+    return Finding(
+        "probe.nonfinite", Severity.ERROR,
+        f"The loss became NaN/Inf at step {step} although every module output was finite.",
+        where="loss", evidence={"step": step},
+        hint="The loss function itself overflows: use the logits versions (e.g. "
+             "binary_cross_entropy_with_logits) or clamp its inputs.")
+
+
+def dead_unit_findings(samples: Sequence[Mapping[str, float]], threshold: float = 0.7,
+                       persist: int = 3) -> list[Finding]:
+    """``probe.dead_units``: a ReLU layer whose units are mostly dead.
+
+    Fires when more than ``threshold`` of the layer's units are never positive on any sample
+    of the batch, on ``persist`` sampled steps in a row (units, not elements: about half the
+    elements of a healthy ReLU are zero).
+    """
+    if len(samples) < persist:
+        return []
+    recent = samples[-persist:]
+    out = []
+    for name in recent[-1]:
+        if all(s.get(name, 0.0) > threshold for s in recent):
+            out.append(Finding(
+                "probe.dead_units", Severity.WARNING,
+                f"{recent[-1][name]:.0%} of the units of '{name}' are dead: never positive on "
+                f"any sample of the batch ({persist} sampled steps).", where=name,
+                evidence={"dead_fraction": recent[-1][name]},
+                hint="Lower the learning rate, check the bias init (large negative biases "
+                     "kill units), or use LeakyReLU/GELU."))
+    return out
+
+
+def saturation_findings(samples: Sequence[Mapping[str, float]], threshold: float = 0.5,
+                        persist: int = 3) -> list[Finding]:
+    """``probe.saturation``: a sigmoid/tanh layer stuck in its flat tails.
+
+    Fires when more than ``threshold`` of the layer's outputs have a pre-activation beyond
+    +-5, on ``persist`` sampled steps in a row.
+
+    Example:
+        >>> [f.check for f in saturation_findings([{"net.3": 0.8}] * 3)]
+        ['probe.saturation']
+    """
+    if len(samples) < persist:
+        return []
+    recent = samples[-persist:]
+    return [Finding(
+        "probe.saturation", Severity.WARNING,
+        f"{recent[-1][name]:.0%} of the outputs of '{name}' are saturated (their gradient is "
+        "almost zero).", where=name, evidence={"saturated_fraction": recent[-1][name]},
+        hint="Normalise the layer's inputs, lower the init scale or learning rate, or use a "
+             "non-saturating activation.")
+        for name in recent[-1] if all(s.get(name, 0.0) > threshold for s in recent)]

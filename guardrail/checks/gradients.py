@@ -1,0 +1,128 @@
+"""Gradient checks: vanishing, exploding, not updated, update-to-weight ratio (``grad.*``).
+
+Inputs are per-layer numbers a callback measured on sampled steps (layers in the module's
+registration order, input side first).
+
+Example:
+    >>> norms = [{"l0": 1e-9, "l1": 1e-4, "l2": 1.0}] * 3
+    >>> [(f.check, f.where) for f in vanishing_findings(norms)]
+    [('grad.vanishing', 'l0')]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+from guardrail.findings import Finding, Severity
+
+
+def vanishing_findings(samples: Sequence[Mapping[str, float]], ratio: float = 1e-3,
+                       floor: float = 1e-4, persist: int = 3) -> list[Finding]:
+    """``grad.vanishing``: gradients die out towards the input.
+
+    Fires when the first layer's gradient norm is below ``floor`` and below ``ratio`` times
+    the last layer's, on ``persist`` sampled steps in a row (AUTOTRAINER's rule).
+    """
+    if len(samples) < persist:
+        return []
+    recent = samples[-persist:]
+    names = list(recent[0])
+    if len(names) < 2:
+        return []
+    first, last = names[0], names[-1]
+    if not all(s[first] <= floor and s[first] <= ratio * s[last] for s in recent):
+        return []
+    worst = min(names[:-1], key=lambda n: recent[-1][n])
+    return [Finding(
+        "grad.vanishing", Severity.WARNING,
+        f"Gradients vanish towards the input: '{first}' gets {recent[-1][first]:.2e}, "
+        f"'{last}' {recent[-1][last]:.2e} ({persist} sampled steps).", where=first,
+        evidence={"first_norm": recent[-1][first], "last_norm": recent[-1][last],
+                  "smallest": worst},
+        hint="Use ReLU-family activations instead of saturating ones, a better init "
+             "(Kaiming), normalisation layers or residual connections.")]
+
+
+def exploding_findings(samples: Sequence[Mapping[str, float]], growth: float = 1e3,
+                       persist: int = 2) -> list[Finding]:
+    """``grad.exploding``: a non-finite gradient, or a layer's norm grown explosively.
+
+    Fires on a non-finite gradient norm, or when a layer's norm is ``growth`` times its first
+    sampled value on ``persist`` samples in a row.
+
+    Example:
+        >>> [f.where for f in exploding_findings([{"a": 1.0}, {"a": float("inf")}])]
+        ['a']
+    """
+    if not samples:
+        return []
+    for name, value in samples[-1].items():
+        if not math.isfinite(value):
+            return [Finding(
+                "grad.exploding", Severity.ERROR,
+                f"The gradient of '{name}' is not finite ({value}).", where=name,
+                evidence={"norm": str(value)},
+                hint="Lower the learning rate, clip gradients (trainer.gradient_clip_val), or "
+                     "look for log(0) or division by zero in the loss.")]
+    if len(samples) < persist + 1:
+        return []
+    for name in samples[0]:
+        base = samples[0][name]
+        if base > 0 and all(s.get(name, 0.0) >= growth * base for s in samples[-persist:]):
+            return [Finding(
+                "grad.exploding", Severity.ERROR,
+                f"The gradient of '{name}' grew {samples[-1][name] / base:.0f}x since the start "
+                f"({base:.2e} -> {samples[-1][name]:.2e}).", where=name,
+                evidence={"first_norm": base, "norm": samples[-1][name]},
+                hint="Lower the learning rate or clip gradients (trainer.gradient_clip_val).")]
+    return []
+
+
+def not_updated_findings(orphans: Sequence[str]) -> list[Finding]:
+    """``grad.not_updated``: parameters that get a gradient but are in no optimiser group.
+
+    Deliberately frozen parameters (``requires_grad=False``) get no gradient and are not
+    passed here.
+
+    Example:
+        >>> [f.where for f in not_updated_findings(["head.weight"])]
+        ['head.weight']
+    """
+    if not orphans:
+        return []
+    return [Finding(
+        "grad.not_updated", Severity.ERROR,
+        f"{len(orphans)} parameter(s) receive gradients but are in no optimiser param group, "
+        f"so they never change: {', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}.",
+        where=orphans[0], evidence={"parameters": list(orphans)},
+        hint="Build the optimiser from self.parameters() after every layer exists, or freeze "
+             "them on purpose with requires_grad_(False).")]
+
+
+def update_ratio_findings(samples: Sequence[Mapping[str, float]], low: float = 10 ** -4.5,
+                          high: float = 10 ** -1.5, persist: int = 3) -> list[Finding]:
+    """``grad.update_ratio``: weight updates far too large or too small for the weights.
+
+    Fires when the median layer's ``|dw| / |w|`` is outside [low, high] on each of the first
+    ``persist`` sampled steps (healthy is around 1e-3; Karpathy, DeepDiagnosis).
+    """
+    if len(samples) < persist:
+        return []
+    medians = [statistics.median(s.values()) for s in samples[:persist] if s]
+    if len(medians) < persist:
+        return []
+    if all(m > high for m in medians):
+        side, fix = "too large", "Lower the learning rate (by 10x to start)."
+    elif all(m < low for m in medians):
+        side, fix = "too small", "Raise the learning rate, or check the scheduler's start value."
+    else:
+        return []
+    layer = max(samples[persist - 1], key=samples[persist - 1].get) if side == "too large" \
+        else min(samples[persist - 1], key=samples[persist - 1].get)
+    return [Finding(
+        "grad.update_ratio", Severity.WARNING,
+        f"Updates are {side} for the weights: the median layer changes by "
+        f"{medians[-1]:.1e} of its norm per step (healthy: about 1e-3).", where=layer,
+        evidence={"median_ratios": medians, "low": low, "high": high}, hint=fix)]
