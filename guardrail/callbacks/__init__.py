@@ -2,8 +2,8 @@
 
 Example:
     >>> from guardrail.callbacks import BaselineCheck, RunReport
-    >>> sorted(__all__)[:2]
-    ['BaselineCheck', 'GuardrailCallback']
+    >>> sorted(__all__)[:3]
+    ['ActivationProbe', 'ArchitectureCheck', 'BaselineCheck']
 
 """
 
@@ -11,18 +11,28 @@ from __future__ import annotations
 
 from lightning.pytorch import Callback
 
+from guardrail.callbacks.activation_probe import ActivationProbe
+from guardrail.callbacks.architecture_check import ArchitectureCheck
 from guardrail.callbacks.base import GuardrailCallback, Policy, collect_findings
 from guardrail.callbacks.baseline_check import BaselineCheck
 from guardrail.callbacks.config_lock import ConfigLock
+from guardrail.callbacks.data_probe import DataProbe
 from guardrail.callbacks.determinism_guard import DeterminismGuard
+from guardrail.callbacks.gradient_probe import GradientProbe
+from guardrail.callbacks.loss_probe import LossProbe
 from guardrail.callbacks.run_manifest import RunManifest
 from guardrail.callbacks.run_report import RunReport
 
 __all__ = [
+    "ActivationProbe",
+    "ArchitectureCheck",
     "BaselineCheck",
     "ConfigLock",
+    "DataProbe",
     "DeterminismGuard",
+    "GradientProbe",
     "GuardrailCallback",
+    "LossProbe",
     "RunManifest",
     "RunReport",
     "collect_findings",
@@ -40,9 +50,11 @@ def default_callbacks(policy: Policy = "record") -> list[Callback]:
         policy: ``record`` (default) or ``strict`` for every guardrail.
 
     Example:
-        >>> [type(cb).__name__ for cb in default_callbacks()]
-        ['RunManifest', 'DeterminismGuard', 'BaselineCheck', 'RunReport']
-
+        >>> [type(cb).__name__ for cb in default_callbacks()]  # doctest: +NORMALIZE_WHITESPACE
+        ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'ActivationProbe',
+         'GradientProbe', 'LossProbe', 'BaselineCheck', 'RunReport']
     """
-    return [RunManifest(), DeterminismGuard(policy=policy), BaselineCheck(policy=policy),
-            RunReport()]
+    return [RunManifest(), DeterminismGuard(policy=policy), ArchitectureCheck(policy=policy),
+            DataProbe(policy=policy), ActivationProbe(policy=policy),
+            GradientProbe(policy=policy), LossProbe(policy=policy),
+            BaselineCheck(policy=policy), RunReport()]

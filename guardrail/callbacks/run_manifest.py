@@ -86,7 +86,7 @@ class RunManifest(Callback):
             "schema": 1, "status": "running",
             "started_at": _now(), "finished_at": None,
             "hardware": hardware(), "platform": platform_info(),
-            "source": source_info(inspect.getfile(type(pl_module))),
+            "source": source_info(_source_file(pl_module)),
             "configuration": {"resolved": config, "overrides": overrides,
                               "hash": config_hash(config)},
             "determinism": {},
@@ -196,6 +196,14 @@ class RunManifest(Callback):
             write_text(self.dirpath / PATCH, source["patch"])
             source["patch"] = {"file": PATCH, "hash": config_hash(source["patch"])}
         write_json(self.dirpath / MANIFEST, {**self.manifest, "source": source})
+
+
+def _source_file(obj: Any) -> str | None:
+    """The file defining ``obj``'s class; None for classes made in a notebook or exec()."""
+    try:
+        return inspect.getfile(type(obj))
+    except (TypeError, OSError):
+        return None
 
 
 def _now() -> str:
