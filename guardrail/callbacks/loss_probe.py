@@ -9,7 +9,6 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 
-from guardrail.batches import model_inputs
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.loss import (
     divergence_findings,
@@ -58,8 +57,10 @@ class LossProbe(GuardrailCallback):
         self.step_losses: list[float] = []
         self.train_epochs: list[float] = []
         self.val_epochs: list[float] = []
+        self.max_targets = 4096
         self.expected: float | None = None
-        self.trivial: float | None = None
+        self.trivial: dict[str, float | None] = {}
+        self._targets: dict[str, list[Tensor]] = {"train": [], "val": []}
         self._buffer: list[Tensor] = []
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
@@ -68,8 +69,22 @@ class LossProbe(GuardrailCallback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, Tensor) and loss.numel() == 1:
             self._buffer.append(loss.detach().reshape(()))
-        if trainer.global_step <= 1 and self.expected is None:
-            self.expected, self.trivial = _references(pl_module, batch)
+        if trainer.current_epoch == 0:
+            self._keep_target("train", pl_module, batch)
+
+    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule,
+                                outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        """Keep validation targets of the first epoch, for the trivial validation loss."""
+        if not trainer.sanity_checking and trainer.current_epoch == 0 and dataloader_idx == 0:
+            self._keep_target("val", pl_module, batch)
+
+    def _keep_target(self, split: str, pl_module: LightningModule, batch: Any) -> None:
+        kept = self._targets[split]
+        if sum(len(t) for t in kept) < self.max_targets:
+            target = _target(pl_module, batch)
+            if target is not None:
+                kept.append(target)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """The epoch's validation loss, if the module logs ``val/loss``."""
@@ -86,45 +101,74 @@ class LossProbe(GuardrailCallback):
             self.step_losses += losses
             self.train_epochs.append(sum(losses) / len(losses))
             if first_epoch:
+                self._set_references(pl_module)
                 self.emit_once(trainer, initial_findings(
                     losses[0], getattr(pl_module, "task", None), self.expected))
         self.emit_once(trainer, divergence_findings(self.step_losses))
         split, epochs = ("val", self.val_epochs) if self.val_epochs else \
             ("train", self.train_epochs)
-        self.emit_once(trainer, plateau_findings(epochs, self.trivial, split, self.min_epochs))
+        self.emit_once(trainer, plateau_findings(epochs, self.trivial.get(split), split,
+                                                 self.min_epochs))
         self.emit_once(trainer, oscillation_findings(epochs, split))
         self.enforce(trainer)
 
 
+    def _set_references(self, pl_module: LightningModule) -> None:
+        train, val = (torch.cat(self._targets[s]) if self._targets[s] else None
+                      for s in ("train", "val"))
+        self._targets = {"train": [], "val": []}
+        if train is None:
+            return
+        self.expected, trivial_train, trivial_val = _references(pl_module, train, val)
+        self.trivial = {"train": trivial_train, "val": trivial_val}
 
-def _references(pl_module: LightningModule, batch: Any) -> tuple[float | None, float | None]:
-    """(expected initial loss, trivial constant-prediction loss) for a GuardrailModule."""
-    task = getattr(pl_module, "task", None)
+
+def _target(pl_module: LightningModule, batch: Any) -> Tensor | None:
     split = getattr(pl_module, "split_batch", None)
-    compute = getattr(pl_module, "compute_loss", None)
-    if task is None or not callable(split) or not callable(compute) \
-            or model_inputs(pl_module, batch) is None:
-        return None, None
+    if not callable(split) or getattr(pl_module, "task", None) is None:
+        return None
     try:
-        _, target = split(batch)
-        if not isinstance(target, Tensor) or (not target.is_floating_point()
-                                              and task not in ("binary", "multiclass")):
-            return None, None
+        target = split(batch)[1]
+    except Exception:  # a batch layout the module's own split does not know
+        return None
+    return target.detach().cpu() if isinstance(target, Tensor) and target.ndim >= 1 else None
+
+
+def _references(pl_module: LightningModule, train: Tensor,
+                val: Tensor | None) -> tuple[float | None, float | None, float | None]:
+    """(expected initial loss, trivial train loss, trivial val loss) of a GuardrailModule.
+
+    The trivial losses are the module's own ``compute_loss`` of the best constant prediction
+    fitted on the training targets (class frequencies, base rate, mean), on each split.
+    """
+    task = getattr(pl_module, "task", None)
+    compute = getattr(pl_module, "compute_loss", None)
+    try:
         with torch.no_grad():
             if task == "multiclass":
-                # class frequencies as logits: the best constant prediction for cross-entropy
                 classes = int(getattr(pl_module, "hparams", {}).get("num_classes") or 0)
-                freq = torch.bincount(target.long(), minlength=classes).float() + 0.5
-                logits = (freq / freq.sum()).log().expand(len(target), -1)
-                return math.log(classes), float(compute(logits, target))
-            if task == "binary":
-                p = target.float().mean().clamp(1e-4, 1 - 1e-4)
-                const = torch.full_like(target.float(), float(torch.logit(p)))
-                return math.log(2), float(compute(const, target))
-            if task in ("regression", "reconstruction"):
-                target = target.float()
-                return float(target.pow(2).mean()), float(compute(
-                    torch.full_like(target, float(target.mean())), target))
-    except Exception:  # a custom batch or loss the probe does not understand
-        return None, None
-    return None, None
+                freq = torch.bincount(train.long().flatten(), minlength=classes).float() + 0.5
+                log_freq = (freq / freq.sum()).log()
+                expected = math.log(len(freq))
+
+                def const(t: Tensor) -> Tensor:
+                    return log_freq.expand(len(t), -1)
+            elif task == "binary":
+                logit = float(torch.logit(train.float().mean().clamp(1e-4, 1 - 1e-4)))
+                expected = math.log(2)
+
+                def const(t: Tensor) -> Tensor:
+                    return torch.full(t.shape, logit)
+            elif task in ("regression", "reconstruction"):
+                mean = float(train.float().mean())
+                expected = float(train.float().pow(2).mean())
+
+                def const(t: Tensor) -> Tensor:
+                    return torch.full(t.shape, mean)
+            else:
+                return None, None, None
+            trivial = [float(compute(const(t), t if task != "binary" else t.float()))
+                       if t is not None and callable(compute) else None for t in (train, val)]
+    except Exception:  # a custom loss the probe does not understand: skip what needs it
+        return None, None, None
+    return expected, trivial[0], trivial[1]

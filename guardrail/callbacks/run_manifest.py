@@ -50,6 +50,7 @@ class RunManifest(Callback):
         >>> from lightning.pytorch.demos.boring_classes import BoringModel
         >>> d = pathlib.Path(tempfile.mkdtemp())
         >>> trainer = pl.Trainer(callbacks=[RunManifest(d)], max_steps=4, logger=False,
+        ...                      default_root_dir=d,
         ...                      enable_progress_bar=False, enable_model_summary=False)
         >>> trainer.fit(BoringModel())
         >>> m = json.loads((d / "manifest.json").read_text())
