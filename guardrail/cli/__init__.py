@@ -2,7 +2,7 @@
 
 Example:
     >>> main(["ls"])  # doctest: +ELLIPSIS
-    est ...
+    bot ...
     0
 
 """

@@ -3,7 +3,7 @@
 Example:
     >>> import argparse
     >>> run(argparse.Namespace())  # doctest: +ELLIPSIS
-    est ...
+    bot ...
     0
 
 """

@@ -10,8 +10,8 @@ Example:
     >>> import tempfile, pathlib
     >>> from guardrail.findings import Finding
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> write_run_files(d, {"status": "completed", "metrics": {"test": {"rmse": 1.0}}},
-    ...                 [Finding("demo.x", "warning", "Odd.")])
+    >>> _ = write_run_files(d, {"status": "completed", "metrics": {"test": {"rmse": 1.0}}},
+    ...                     [Finding("demo.x", "warning", "Odd.")])
     >>> report, findings = load_run(d)
     >>> report["findings"]["by_severity"], findings[0].check
     ({'error': 0, 'warning': 1, 'info': 0}, 'demo.x')

@@ -1,8 +1,9 @@
 """The terminal summary printed at the end of ``python -m guardrail.train``.
 
 Example:
+    >>> import io
     >>> from rich.console import Console
-    >>> console = Console(width=100, record=True)
+    >>> console = Console(width=100, record=True, file=io.StringIO())
     >>> console.print(render_summary({"recipe": "wea", "status": "completed",
     ...     "metrics": {"test": {"rmse_k": 0.5}}, "baselines": {"pixel_mean": {"rmse_k": 3.4}},
     ...     "findings": {"by_severity": {"error": 0, "warning": 1, "info": 2}}}, "/tmp/run"))
