@@ -1,0 +1,271 @@
+"""Per-player poker action sequences for the BOT recipe, split by player, with baselines.
+
+The paper's poker-bot project was cancelled because nobody could say when the detector would
+be good enough. ``data.n_players`` (the whole population) and ``data.train_fraction`` (the
+share of training players used, with validation and test fixed) let a learning curve over
+data size be drawn; validation metrics are logged every epoch for the curve over training.
+
+Example:
+    >>> dm = BotDataModule(n_players=200, n_actions=16, bot_rate=0.05, batch_size=32)
+    >>> x_num, x_cat, y = next(iter(dm.train_dataloader()))
+    >>> x_num.shape, x_cat.shape, y.dtype
+    (torch.Size([32, 16, 10]), torch.Size([32, 16, 3]), torch.float32)
+
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
+from guardrail.errors import ConfigError, DataError
+
+from .generator import ACTIONS, POSITIONS, STREETS, PokerLogs, generate_logs
+
+SPLITS = ("train", "val", "test")
+# Model inputs: each numeric column is derived from the original log field named here.
+NUMERIC = ("bet_frac", "strength", "difficulty", "time_to_act_ms", "click_dx", "click_dy",
+           "path_px", "straight_px", "timestamp_ms", "table_id")
+CATEGORICAL = ("street", "position", "action")
+CARDINALITIES = (len(STREETS), len(POSITIONS), len(ACTIONS))
+
+
+def action_features(logs: PokerLogs) -> tuple[np.ndarray, np.ndarray]:
+    """Raw per-action inputs: ``(numeric [P, T, 10] float64, categorical [P, T, 3] int64)``.
+
+    Numeric columns follow :data:`NUMERIC`: sizes, times and lengths are logged (they are
+    skewed; time-to-act is log-normal by nature); ``timestamp_ms`` becomes the log seconds
+    since the player's previous action and ``table_id`` a 0/1 "switched table" flag, because
+    absolute times and table numbers mean nothing across players.
+
+    Example:
+        >>> from guardrail.recipes.bot.generator import generate_logs
+        >>> num, cat = action_features(generate_logs(n_players=3, n_actions=5))
+        >>> num.shape, cat.shape, float(num[0, 0, -1])
+        ((3, 5, 10), (3, 5, 3), 0.0)
+
+    """
+    gap_s = np.diff(logs.timestamp_ms, axis=1, prepend=logs.timestamp_ms[:, :1]) / 1000.0
+    switched = np.diff(logs.table_id, axis=1, prepend=logs.table_id[:, :1]) != 0
+    numeric = np.stack([
+        np.log1p(logs.bet_frac), logs.strength, logs.difficulty, np.log(logs.time_to_act_ms),
+        logs.click_dx, logs.click_dy, np.log1p(logs.path_px), np.log1p(logs.straight_px),
+        np.log1p(gap_s), switched.astype(float),
+    ], axis=-1)
+    categorical = np.stack([logs.street, logs.position, logs.action], axis=-1).astype(np.int64)
+    return numeric, categorical
+
+
+def timing_variance_score(time_to_act_ms: np.ndarray) -> np.ndarray:
+    """Score each player by ``-variance`` of log time-to-act: the rule baseline (bots are regular).
+
+    Example:
+        >>> timing_variance_score(np.array([[1000.0, 1000.0], [1000.0, np.e * 1000.0]]))
+        array([-0.  , -0.25])
+
+    """
+    return -np.log(time_to_act_ms).var(axis=1)
+
+
+def binary_scores(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """``average_precision`` and ``auroc`` of ``scores`` (higher = more bot-like).
+
+    The same torchmetrics functions as the module's metrics, so the numbers compare exactly.
+
+    Example:
+        >>> binary_scores(np.array([0.9, 0.1, 0.4]), np.array([1, 0, 0]))
+        {'average_precision': 1.0, 'auroc': 1.0}
+
+    """
+    preds, target = torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(labels)
+    return {"average_precision": float(binary_average_precision(preds, target.long())),
+            "auroc": float(binary_auroc(preds, target.long()))}
+
+
+def split_players(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
+) -> np.ndarray:
+    """Split code per player (0 train, 1 val, 2 test), stratified by label, seeded.
+
+    Stratifying keeps the rare bots in every split in proportion (a test split without bots
+    would make average precision undefined).
+
+    Example:
+        >>> codes = split_players(np.array([0] * 8 + [1] * 4), 0.25, 0.25, seed=0)
+        >>> [int(((codes == s) & (np.arange(12) >= 8)).sum()) for s in range(3)]
+        [2, 1, 1]
+
+    """
+    rng = np.random.default_rng(seed)
+    codes = np.zeros(len(labels), dtype=np.int64)
+    for value in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == value))
+        n_val, n_test = round(val_fraction * len(members)), round(test_fraction * len(members))
+        codes[members[:n_test]] = 2
+        codes[members[n_test:n_test + n_val]] = 1
+    return codes
+
+
+class BotDataModule(pl.LightningDataModule):
+    """Synthetic per-player action sequences as ``(x_num, x_cat, label)``, split by player.
+
+    Numeric inputs are standardised with the mean and std of the *training* players' actions
+    only; the categorical vocabularies (street, position, action) are fixed by the game.
+
+    Args:
+        n_players: Players simulated (all splits together).
+        n_actions: Actions per player (the sequence length).
+        bot_rate: Share of players that are bots (the paper's setting: 1-5 %).
+        humanised_share: Share of the bots whose timing and clicks imitate humans.
+        seed: Seed of the generator and of the split.
+        val_fraction: Share of players (of each label) held out for validation.
+        test_fraction: Share of players (of each label) held out for test.
+        train_fraction: Share of the training players actually used (stratified, seeded):
+            the learning-curve knob; validation and test stay the same.
+        batch_size: Players per batch.
+        num_workers: DataLoader workers (the tensors are in memory; 0 is fastest).
+
+    Batches are ``(x_num [B, T, 10] float32, x_cat [B, T, 3] int64, label [B] float32)``.
+
+    Example:
+        >>> dm = BotDataModule(n_players=200, n_actions=16, bot_rate=0.05)
+        >>> sorted(dm.baselines()), round(dm.module_kwargs()["class_ratio"], 1)  # 104 / 6
+        (['prevalence', 'timing_variance'], 17.3)
+
+    """
+
+    def __init__(
+        self, n_players: int = 4000, n_actions: int = 64, bot_rate: float = 0.03,
+        humanised_share: float = 0.5, seed: int = 42, val_fraction: float = 0.2,
+        test_fraction: float = 0.25, train_fraction: float = 1.0, batch_size: int = 128,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        problems = []
+        if not 0.0 < bot_rate <= 0.5:
+            problems.append(f"`data.bot_rate={bot_rate}` must be in (0, 0.5]; the paper's "
+                            "setting is 0.01-0.05, e.g. `data.bot_rate=0.03`")
+        if not 0.0 <= humanised_share <= 1.0:
+            problems.append(f"`data.humanised_share={humanised_share}` must be in [0, 1], "
+                            "e.g. `data.humanised_share=0.5`")
+        if not 0.0 < train_fraction <= 1.0:
+            problems.append(f"`data.train_fraction={train_fraction}` must be in (0, 1], "
+                            "e.g. `data.train_fraction=0.25`")
+        if min(val_fraction, test_fraction) <= 0 or val_fraction + test_fraction >= 1:
+            problems.append(f"`data.val_fraction={val_fraction}` and `data.test_fraction="
+                            f"{test_fraction}` must be > 0 and sum to < 1, e.g. "
+                            "`data.val_fraction=0.2 data.test_fraction=0.25`")
+        if n_actions < 2 or batch_size < 1:
+            problems.append(f"`data.n_actions={n_actions}` must be >= 2 (a variance needs two "
+                            f"actions) and `data.batch_size={batch_size}` >= 1")
+        n_bots = max(1, round(bot_rate * n_players))
+        n_test_bots = round(test_fraction * n_bots)
+        if min(n_test_bots, round(val_fraction * n_bots)) < 1:
+            problems.append(f"`data.n_players={n_players}` with `data.bot_rate={bot_rate}` "
+                            f"gives {n_bots} bots, too few to put one in validation and test; "
+                            "raise it, e.g. `data.n_players=4000`")
+        if problems:
+            raise ConfigError("BOT recipe config: " + "; ".join(problems) + ".")
+        self.save_hyperparameters(logger=False)
+        self.logs: PokerLogs | None = None
+        self.split: dict[str, np.ndarray] = {}  # split name -> player row indices
+        self.mean = self.std = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Generate, split, check and standardise once; later calls return at once."""
+        if self.logs is not None:
+            return
+        hp = self.hparams
+        logs = generate_logs(hp.n_players, hp.n_actions, hp.bot_rate, hp.humanised_share, hp.seed)
+        codes = split_players(logs.label, hp.val_fraction, hp.test_fraction, hp.seed)
+        rows = {name: np.flatnonzero(codes == i) for i, name in enumerate(SPLITS)}
+        if hp.train_fraction < 1.0:  # subsample training players, stratified like the split
+            keep = split_players(logs.label[rows["train"]], hp.train_fraction, 0.0, hp.seed + 1)
+            rows["train"] = rows["train"][keep == 1]
+        self.split = rows
+        check_player_split(logs.player_id, rows)
+        for name, idx in rows.items():
+            if logs.label[idx].sum() == 0 or len(idx) == 0:
+                raise DataError(f"BOT synthetic data: the {name} split has {len(idx)} players "
+                                f"and no bot; raise `data.n_players` or `data.bot_rate`.")
+        numeric, categorical = action_features(logs)
+        bad = int((~np.isfinite(numeric)).sum())
+        if bad:
+            raise DataError(f"BOT synthetic data: {bad} non-finite numeric inputs; the "
+                            "generator is broken for this config.")
+        train = numeric[rows["train"]].reshape(-1, numeric.shape[-1])  # [P_train * T, F]
+        self.mean, std = train.mean(0), train.std(0)
+        self.std = np.where(std > 0, std, 1.0)  # a constant training column stays finite
+        x_num = torch.from_numpy(((numeric - self.mean) / self.std).astype(np.float32))
+        x_cat, y = torch.from_numpy(categorical), torch.from_numpy(logs.label.astype(np.float32))
+        self.datasets = {name: TensorDataset(x_num[idx], x_cat[idx], y[idx])
+                         for name, idx in rows.items()}
+        self.logs = logs
+
+    # ------------------------------------------------------------------------ the contract
+    def net_kwargs(self) -> dict[str, Any]:
+        """Return the network arguments: ``n_num`` and the categorical ``cardinalities``."""
+        return {"n_num": len(NUMERIC), "cardinalities": list(CARDINALITIES)}
+
+    def module_kwargs(self) -> dict[str, Any]:
+        """Return the module arguments: ``feature_names``, ``class_ratio``, ``n_actions``."""
+        self.setup()
+        labels = self.logs.label[self.split["train"]]
+        return {"feature_names": [*NUMERIC, *CATEGORICAL],
+                "class_ratio": float((labels == 0).sum() / max(1, labels.sum())),
+                "n_actions": self.hparams.n_actions}
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Score the timing-variance rule and a constant (training) rate on the test split."""
+        self.setup()
+        test = self.logs.subset(self.split["test"])
+        train_rate = float(self.logs.label[self.split["train"]].mean())
+        return {
+            "timing_variance": binary_scores(timing_variance_score(test.time_to_act_ms),
+                                             test.label),
+            "prevalence": binary_scores(np.full(len(test.label), train_rate), test.label),
+        }
+
+    # ------------------------------------------------------------------------- loaders
+    def train_dataloader(self) -> DataLoader:
+        """Return the training players, reshuffled every epoch with a seeded generator."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Return the validation players, in a fixed order."""
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        """Return the test players, in a fixed order."""
+        return self._loader("test")
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        self.setup()
+        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
+        return DataLoader(self.datasets[name], batch_size=self.hparams.batch_size,
+                          shuffle=shuffle, generator=generator,
+                          num_workers=self.hparams.num_workers)
+
+
+def check_player_split(player_id: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+    """Raise :class:`DataError` if a player appears in two splits (their sequences would leak).
+
+    Example:
+        >>> check_player_split(np.array([7, 8, 7]), {"train": np.array([0]), "test": np.array([2])})
+        Traceback (most recent call last):
+        ...
+        guardrail.errors.DataError: BOT split leaks: 1 players in both train and test (e.g. 7).
+
+    """
+    names = list(rows)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = np.intersect1d(player_id[rows[a]], player_id[rows[b]])
+            if len(shared):
+                raise DataError(f"BOT split leaks: {len(shared)} players in both {a} and {b} "
+                                f"(e.g. {shared[0]}).")
