@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,8 @@ def _print_summary(report: dict[str, Any], output_dir: Path) -> None:
 
     from guardrail.report import render_summary
 
-    Console(stderr=False).print(render_summary(report, output_dir))
+    # soft_wrap: paths stay whole (copy-pasteable) when stdout is not a terminal
+    Console(soft_wrap=True).print(render_summary(report, output_dir))
 
 
 @hydra.main(version_base="1.3", config_path="pkg://guardrail.configs", config_name="train")
@@ -111,6 +113,8 @@ def _app(cfg: DictConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: check the command line, then hand it to Hydra."""
+    # Lightning 2.6 on torch 2.13 warns about its own pytree use on every batch transfer.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     argv = sys.argv[1:] if argv is None else argv
     problem = check_argv(argv)
     if problem:
