@@ -73,13 +73,27 @@ def _output_hooks(model: nn.Module, outputs: list[tuple[str, str]]) -> Iterator[
             handle.remove()
 
 
+_INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _bits_sum(t: Tensor) -> Tensor:
+    """Sum of the raw bit patterns as integers, computed on the tensor's device.
+
+    Any changed bit changes it, barring an exact compensation; one pass, no host copy.
+    """
+    flat = t.detach().reshape(-1)
+    return flat.view(_INT_VIEW[flat.element_size()]).to(torch.int64).sum()
+
+
 def _param_hashes(model: nn.Module) -> list[tuple[str, str]]:
-    out = []
+    names, sums = [], []
     for name, module in model.named_modules():
-        own = dict(module.named_parameters(recurse=False))
+        own = [p for _, p in sorted(module.named_parameters(recurse=False))]
         if own:
-            out.append((name or "(root)", _digest([own[k] for k in sorted(own)])))
-    return out
+            names.append(name or "(root)")
+            sums.append(torch.stack([_bits_sum(p) for p in own]).sum())
+    values = torch.stack(sums).tolist() if sums else []  # one transfer per step
+    return [(n, str(v)) for n, v in zip(names, values, strict=True)]
 
 
 def replay_steps(
@@ -88,6 +102,7 @@ def replay_steps(
     batches: Sequence[Any],
     loss_fn: Callable[[Any, int], Tensor],
     repeats: int = 2,
+    outputs: bool = True,
 ) -> list[list[StepRecord]]:
     """Run ``len(batches)`` optimisation steps ``repeats`` times from the same state.
 
@@ -97,6 +112,7 @@ def replay_steps(
         batches: The batches, already on the model's device.
         loss_fn: ``(batch, index) -> scalar loss``; runs the forward pass.
         repeats: How many replays.
+        outputs: Also hash every module's output (to localise a divergence; slower).
 
     Returns:
         One list of step records per replay.
@@ -109,7 +125,7 @@ def replay_steps(
         (True, ['0', '1', '2'])
 
     """
-    saved_model = copy.deepcopy(model.state_dict())
+    saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
     saved_opt = copy.deepcopy(optimizer.state_dict())
     saved_rng = rng_state()
     was_training = model.training
@@ -122,13 +138,13 @@ def replay_steps(
             model.train()
             records: list[StepRecord] = []
             for i, batch in enumerate(batches):
-                outputs: list[tuple[str, str]] = []
+                seen: list[tuple[str, str]] = []
                 optimizer.zero_grad(set_to_none=True)
-                with _output_hooks(model, outputs):
+                with _output_hooks(model, seen) if outputs else contextlib.nullcontext():
                     loss = loss_fn(batch, i)
                 loss.backward()
                 optimizer.step()
-                records.append({"outputs": outputs, "params": _param_hashes(model)})
+                records.append({"outputs": seen, "params": _param_hashes(model)})
             runs.append(records)
     finally:
         model.load_state_dict(saved_model)

@@ -29,11 +29,12 @@ class DeterminismGuard(GuardrailCallback):
     included, come from ``seed_everything(seed, workers=True)``, which the training app calls.
 
     *Verify* (``verify_steps=K > 0``): at fit start, replay the first K optimisation steps
-    twice from identical model, optimiser, RNG state and batches, and compare every module's
-    outputs and parameters bitwise. A mismatch is a ``determinism.mismatch`` error naming the
-    first module that diverged and the step. The replay costs 2K steps; the model, optimiser
-    and RNG are restored afterwards. Manual optimisation, several optimisers and iterable
-    datasets are skipped with an ``info`` finding.
+    twice from identical model, optimiser, RNG state and batches, and compare the parameters
+    bitwise after every step; on a mismatch, replay again hashing every module's output, so
+    that the ``determinism.mismatch`` error names the first module that diverged and the step.
+    A healthy run pays about 2K steps; the model, optimiser and RNG are restored afterwards.
+    Manual optimisation, several optimisers and iterable datasets are skipped with an
+    ``info`` finding.
 
     Also reported: a user ``worker_init_fn`` (it replaces Lightning's worker seeding) with
     workers, and settings that defeat determinism while enforcement is off.
@@ -131,7 +132,13 @@ class DeterminismGuard(GuardrailCallback):
             return out["loss"] if isinstance(out, dict) else out
 
         with no_logging(pl_module):
-            run_a, run_b = replay_steps(pl_module, optimizer, batches, loss_fn)
+            # Cheap first: parameters only. Only on a mismatch, replay again hashing every
+            # module's output to name where it started (a healthy run pays 2K steps).
+            run_a, run_b = replay_steps(pl_module, optimizer, batches, loss_fn, outputs=False)
+            if compare_replays(run_a, run_b) is not None:
+                located = replay_steps(pl_module, optimizer, batches, loss_fn, outputs=True)
+                if compare_replays(*located) is not None:
+                    run_a, run_b = located
         self.replay_seconds = time.perf_counter() - start
         finding = compare_replays(run_a, run_b)
         self.verified = finding is None

@@ -33,6 +33,7 @@ def input_stats(x: Tensor) -> dict[str, Any]:
     safe = torch.where(finite, flat, torch.zeros_like(flat))
     return {
         "max_abs": float(safe.abs().max()) if safe.numel() else 0.0,
+        "feature_max_abs": safe.abs().amax(dim=1).tolist() if safe.numel() else [],
         "integers": bool(torch.all(safe == safe.round())) if safe.numel() else False,
         "mean": safe.mean(dim=1).tolist(),
         "std": safe.std(dim=1).tolist() if safe.shape[1] > 1 else [0.0] * safe.shape[0],
@@ -60,10 +61,20 @@ def unnormalized_findings(
     findings = []
     if stats["max_abs"] >= max_abs:
         raw = " integer-valued (raw counts or 0-255 pixels?)" if stats["integers"] else ""
+        per_feature = stats.get("feature_max_abs", [])
+        big = [j for j, m in enumerate(per_feature) if m >= max_abs]
+        named = [feature_names[j] if feature_names and j < len(feature_names)
+                 else f"{name}[:, {j}]" for j in big]
+        # Name the feature when a few of many are off; the input when (nearly) all are.
+        where = named[0] if named and len(per_feature) > 2 and len(big) <= len(per_feature) // 2 \
+            else name
+        which = f" (features {', '.join(named[:5])})" if where != name else ""
         findings.append(Finding(
             "data.unnormalized", Severity.ERROR,
-            f"Input '{name}' reaches |x| = {stats['max_abs']:.4g}{raw}: it is not normalised.",
-            where=name, evidence={"max_abs": stats["max_abs"], "integers": stats["integers"]},
+            f"Input '{name}' reaches |x| = {stats['max_abs']:.4g}{raw}{which}: it is not "
+            "normalised.",
+            where=where, evidence={"max_abs": stats["max_abs"], "integers": stats["integers"],
+                                   "features": named[:20]},
             hint="Standardise inputs with training statistics (or divide pixels by 255) "
                  "before the first layer."))
         return findings

@@ -32,7 +32,9 @@ def vanishing_findings(samples: Sequence[Mapping[str, float]], ratio: float = 1e
     if len(names) < 2:
         return []
     first, last = names[0], names[-1]
-    if not all(s[first] <= floor and s[first] <= ratio * s[last] for s in recent):
+    # the last layer must still learn: all-zero gradients (a loss of exactly 0) are not vanishing
+    if not all(s[first] <= floor and s[first] <= ratio * s[last] and s[last] > ratio * floor
+               for s in recent):
         return []
     worst = min(names[:-1], key=lambda n: recent[-1][n])
     return [Finding(
@@ -105,27 +107,29 @@ def update_ratio_findings(samples: Sequence[Mapping[str, float]], low: float = 1
                           high: float = 1.0, persist: int = 4) -> list[Finding]:
     """``grad.update_ratio``: weight updates far too large or too small for the weights.
 
-    Fires when the median layer's ``|dw| / |w|`` is outside [low, high] on each of the first
-    ``persist`` sampled steps. Healthy SGD sits around 1e-3 (Karpathy, DeepDiagnosis), but
-    Adam moves every weight by about ``lr`` per step, so healthy Adam at lr=1e-2 on a small
-    layer (weights of rms ~0.1) reaches ~0.1: the published upper bound 10^-1.5 would fire
-    on healthy recipes, hence ``high`` = 1 (an update as large as the weight itself).
+    Fires when the median layer's ``|dw| / |w|`` is above ``high`` on the first sampled step,
+    or below ``low`` on each of the first ``persist`` sampled steps. Healthy SGD sits around
+    1e-3 (Karpathy, DeepDiagnosis), but Adam moves every weight by about ``lr`` per step,
+    so healthy Adam at lr=1e-2 on a small layer (weights of rms ~0.1) reaches ~0.1: the
+    published upper bound 10^-1.5 would fire on healthy recipes, hence ``high`` = 1 (an
+    update as large as the weight itself).
     """
-    if len(samples) < persist:
-        return []
     medians = [statistics.median(s.values()) for s in samples[:persist] if s]
-    if len(medians) < persist:
+    if not medians:
         return []
-    if all(m > high for m in medians):
-        side, fix = "too large", "Lower the learning rate (by 10x to start)."
-    elif all(m < low for m in medians):
-        side, fix = "too small", "Raise the learning rate, or check the scheduler's start value."
+    # Too large is judged on the first step: after it, the weights have grown to the step's
+    # scale and the ratio falls (Adam at lr=10: 71-90 on step one, 0.26-0.97 on the next).
+    if medians[0] > high:
+        side, fix, sample = "too large", "Lower the learning rate (by 10x to start).", samples[0]
+        layer = max(sample, key=sample.get)
+    elif len(medians) == persist and all(m < low for m in medians):
+        side, fix, sample = ("too small", "Raise the learning rate, or check the scheduler's "
+                             "start value.", samples[persist - 1])
+        layer = min(sample, key=sample.get)
     else:
         return []
-    layer = max(samples[persist - 1], key=samples[persist - 1].get) if side == "too large" \
-        else min(samples[persist - 1], key=samples[persist - 1].get)
     return [Finding(
         "grad.update_ratio", Severity.WARNING,
         f"Updates are {side} for the weights: the median layer changes by "
-        f"{medians[-1]:.1e} of its norm per step (healthy: about 1e-3).", where=layer,
-        evidence={"median_ratios": medians, "low": low, "high": high}, hint=fix)]
+        f"{statistics.median(sample.values()):.1e} of its norm per step (healthy: about 1e-3).",
+        where=layer, evidence={"median_ratios": medians, "low": low, "high": high}, hint=fix)]

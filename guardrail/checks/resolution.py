@@ -59,7 +59,16 @@ def resolution_findings(
     for i, layer in enumerate(internal):
         if not is_downsampling(layer):
             continue
-        later = [other.out_numbers for other in internal[i + 1:] if other.learned]
+        # The code is the narrowest learned layer of the rest of the *encoder*: the layers
+        # before the representation grows back to the output's size (the decoder's layers
+        # are not a code; without this cut, a textbook conv autoencoder's own bottleneck
+        # would be flagged, as the fault suite showed).
+        later = []
+        for other in internal[i + 1:]:
+            if other.out_numbers >= dense_fraction * in_numbers:
+                break
+            if other.learned:
+                later.append(other.out_numbers)
         if not later or layer.out_numbers >= min(later):
             continue
         code = min(later)

@@ -1,0 +1,116 @@
+"""Cost of the experiment-management guardrails on real recipes.
+
+Usage:
+    OMP_NUM_THREADS=1 python scripts/bench_experiment.py --recipes est wea --repeats 3
+
+Trains each recipe for a few steps with RunManifest, ConfigLock and DeterminismGuard, timing
+every hook they run. Reports, as medians over repeats: the seconds RunManifest and ConfigLock
+add apart from data fingerprinting; the fingerprinting throughput in MB/s; and the
+determinism replay's cost in training steps (the target is at most 2K for K replayed steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra import compose, initialize_config_module
+from lightning.pytorch import Callback
+from omegaconf import open_dict
+
+from guardrail.build import build
+from guardrail.callbacks import ConfigLock, DeterminismGuard, RunManifest
+
+HOOKS = ("setup", "on_fit_start", "on_train_start", "on_train_batch_start",
+         "on_train_batch_end", "on_fit_end", "on_train_epoch_end")
+
+
+def timed(callback: Callback, totals: dict[str, float]) -> Callback:
+    """Make every hook of ``callback`` add its duration to ``totals[class name]``."""
+    name = type(callback).__name__
+    for hook in HOOKS:
+        method = getattr(callback, hook)
+
+        @functools.wraps(method)
+        def wrapper(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                totals[name] += time.perf_counter() - start
+
+        setattr(callback, hook, wrapper)
+    return callback
+
+
+class StepClock(Callback):
+    """Median seconds between training-batch starts."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self.starts.append(time.perf_counter())
+
+    def median_step(self) -> float:
+        return statistics.median(b - a for a, b in zip(self.starts, self.starts[1:],
+                                                       strict=False))
+
+
+def once(recipe: str, steps: int, verify: int) -> dict[str, float]:
+    """One run; returns the measured seconds and throughput."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with initialize_config_module("guardrail.configs", version_base="1.3"):
+            cfg = compose("train", overrides=[f"recipe={recipe}"])
+        with open_dict(cfg):
+            cfg.paths.output_dir = tmp
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        built = build(cfg)
+        totals: dict[str, float] = defaultdict(float)
+        manifest, lock = RunManifest(tmp), ConfigLock(lock_dir=tmp, name=recipe)
+        guard, clock = DeterminismGuard(verify_steps=verify), StepClock()
+        trainer = pl.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=1,
+                             num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             callbacks=[clock, timed(manifest, totals), timed(lock, totals),
+                                        timed(guard, totals)], default_root_dir=tmp)
+        trainer.fit(built.module, datamodule=built.datamodule)
+        data = manifest.manifest["data"]
+        fp_seconds = sum(d.get("seconds", 0) for k, d in data.items() if k != "order")
+        fp_bytes = sum(d.get("bytes", 0) for k, d in data.items() if k != "order")
+        return {
+            "manifest_s": totals["RunManifest"] - fp_seconds,
+            "lock_s": totals["ConfigLock"],
+            "fingerprint_mb_s": fp_bytes / 1e6 / max(fp_seconds, 1e-9),
+            "fingerprint_mb": fp_bytes / 1e6,
+            "replay_steps": guard.replay_seconds / clock.median_step(),
+        }
+
+
+def main() -> None:
+    """Print a markdown table of medians over repeats."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+", default=["est", "wea"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--verify", type=int, default=2, help="K, the replayed steps")
+    args = parser.parse_args()
+    print(f"| recipe | RunManifest s (excl. fingerprints) | ConfigLock s | fingerprint MB/s "
+          f"(MB hashed) | replay cost in steps (K={args.verify}, target <= {2 * args.verify}) |")
+    print("|---|---|---|---|---|")
+    for recipe in args.recipes:
+        runs = [once(recipe, args.steps, args.verify) for _ in range(args.repeats)]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"| {recipe} | {med['manifest_s']:.2f} | {med['lock_s']:.2f} "
+              f"| {med['fingerprint_mb_s']:.0f} ({med['fingerprint_mb']:.1f}) "
+              f"| {med['replay_steps']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

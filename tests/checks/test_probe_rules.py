@@ -1,0 +1,35 @@
+"""Edge cases of the pure probe rules that the fault suite found."""
+
+from guardrail.checks.gradients import update_ratio_findings, vanishing_findings
+from guardrail.checks.loss import divergence_findings, oscillation_findings
+from guardrail.checks.resolution import resolution_findings
+from guardrail.shapes import Layer
+
+
+def test_divergence_from_a_loss_of_exactly_zero_fires_instead_of_crashing():
+    assert [f.check for f in divergence_findings([0.0] * 10 + [1.0] * 10)] == ["loss.divergence"]
+
+
+def test_all_zero_gradients_are_not_vanishing():
+    assert vanishing_findings([{"net.0": 0.0, "net.7": 0.0}] * 3) == []
+    assert vanishing_findings([{"net.0": 1e-9, "net.7": 1e-2}] * 3)
+
+
+def test_update_ratio_too_large_is_judged_on_the_first_step():
+    samples = [{"a": 80.0, "b": 90.0}, {"a": 0.5, "b": 0.3}]
+    assert [f.where for f in update_ratio_findings(samples)] == ["b"]
+    assert update_ratio_findings([{"a": 0.1, "b": 0.05}] * 4) == []  # healthy Adam at lr 1e-2
+
+
+def test_small_wiggles_after_a_tenfold_drop_are_not_oscillation():
+    assert oscillation_findings([1.35, 0.45, 0.097, 0.117, 0.033, 0.04, 0.03], "val") == []
+
+
+def test_a_textbook_autoencoders_own_bottleneck_is_not_resolution_loss():
+    layers = [Layer("conv1", "conv", (2, 1, 16, 16), (2, 16, 16, 16), 256, 4096, 1, True),
+              Layer("pool1", "pool", (2, 16, 16, 16), (2, 16, 8, 8), 4096, 1024, 2, False),
+              Layer("conv2", "conv", (2, 16, 8, 8), (2, 4, 8, 8), 1024, 256, 1, True),
+              Layer("pool2", "pool", (2, 4, 8, 8), (2, 4, 4, 4), 256, 64, 2, False),
+              Layer("up1", "other", (2, 4, 4, 4), (2, 16, 8, 8), 64, 1024, 1, True),
+              Layer("up2", "other", (2, 16, 8, 8), (2, 1, 16, 16), 1024, 256, 1, True)]
+    assert resolution_findings(layers, 256, 256) == []
