@@ -78,6 +78,8 @@ class GradientProbe(GuardrailCallback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         """Orphans (first step); gradient norms and a weight snapshot (sampled steps)."""
+        if self._checked_orphans and not self._sampled(trainer):
+            return  # the common step: nothing to do
         named = [(n, p) for n, p in pl_module.named_parameters() if p.grad is not None]
         if not self._checked_orphans:
             self._checked_orphans = True
