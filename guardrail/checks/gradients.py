@@ -48,11 +48,13 @@ def vanishing_findings(samples: Sequence[Mapping[str, float]], ratio: float = 1e
 
 
 def exploding_findings(samples: Sequence[Mapping[str, float]], growth: float = 1e3,
-                       persist: int = 2) -> list[Finding]:
+                       persist: int = 2, floor: float = 1e-3) -> list[Finding]:
     """``grad.exploding``: a non-finite gradient, or a layer's norm grown explosively.
 
     Fires on a non-finite gradient norm, or when a layer's norm is ``growth`` times its first
-    sampled value on ``persist`` samples in a row.
+    sampled value (at least ``floor``) on ``persist`` samples in a row. The floor matters: a
+    layer whose first gradient is tiny because the layers after it start at zero (WEA's
+    encoder: 1e-5 at step 0, 0.1 later, a healthy 10^4-fold "growth") is not exploding.
 
     Example:
         >>> [f.where for f in exploding_findings([{"a": 1.0}, {"a": float("inf")}])]
@@ -71,8 +73,8 @@ def exploding_findings(samples: Sequence[Mapping[str, float]], growth: float = 1
     if len(samples) < persist + 1:
         return []
     for name in samples[0]:
-        base = samples[0][name]
-        if base > 0 and all(s.get(name, 0.0) >= growth * base for s in samples[-persist:]):
+        base = max(samples[0][name], floor)
+        if all(s.get(name, 0.0) >= growth * base for s in samples[-persist:]):
             return [Finding(
                 "grad.exploding", Severity.ERROR,
                 f"The gradient of '{name}' grew {samples[-1][name] / base:.0f}x since the start "

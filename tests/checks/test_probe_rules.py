@@ -15,6 +15,14 @@ def test_all_zero_gradients_are_not_vanishing():
     assert vanishing_findings([{"net.0": 1e-9, "net.7": 1e-2}] * 3)
 
 
+def test_growth_from_a_tiny_first_gradient_is_not_exploding():
+    from guardrail.checks.gradients import exploding_findings
+
+    wea = [{"net.encoder.0": 1.04e-5}, {"net.encoder.0": 0.05}, {"net.encoder.0": 0.119}]
+    assert exploding_findings(wea) == []
+    assert exploding_findings([{"a": 1.0}, {"a": 2e3}, {"a": 5e3}])
+
+
 def test_update_ratio_too_large_is_judged_on_the_first_step():
     samples = [{"a": 80.0, "b": 90.0}, {"a": 0.5, "b": 0.3}]
     assert [f.where for f in update_ratio_findings(samples)] == ["b"]
