@@ -81,8 +81,9 @@ def resolution_findings(
         findings.append(Finding(
             "probe.resolution_loss", Severity.ERROR,
             f"'{layer.name}' keeps {layer.out_numbers} numbers per sample of {layer.in_numbers}"
-            f" ({evidence['reduction']}x fewer), fewer than the network's code ({code}): this "
-            "layer, not the code, limits what the output can reconstruct"
+            f" ({evidence['reduction']}x fewer), fewer than the narrowest learned layer of the "
+            f"encoder after it ({code}): this layer, not the code, limits what the output can "
+            "reconstruct"
             + (f"; it removes {lost:.1%} of its input's variance." if lost is not None else "."),
             where=layer.name, evidence=evidence,
             hint=f"Downsample less at '{layer.name}' (a smaller pooling factor or stride), or "
