@@ -52,11 +52,6 @@ class GuardrailCallback(Callback):
         self._pending: Finding | None = None
         self._emitted: set[tuple[str, str | None]] = set()
 
-    @property
-    def state_key(self) -> str:
-        """Key of this callback's state in checkpoints."""
-        return self._generate_state_key(policy=self.policy)
-
     def emit(self, trainer: Trainer | None, finding: Finding) -> None:
         """Record ``finding``, stamped with the trainer's step, epoch and rank.
 

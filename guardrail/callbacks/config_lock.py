@@ -70,11 +70,6 @@ class ConfigLock(GuardrailCallback):
         self.locked_hash: str | None = None
         self._resumed_hash: str | None = None
 
-    @property
-    def state_key(self) -> str:
-        """Key of this callback's state in checkpoints."""
-        return self._generate_state_key(name=self.name)
-
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Resolve the lock's name and compare config keys before any data is loaded."""
         if self.mode == "off" or stage != "fit":

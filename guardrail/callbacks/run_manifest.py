@@ -72,11 +72,6 @@ class RunManifest(Callback):
         self.manifest: dict[str, Any] = {}
         self.trajectory: list[dict[str, Any]] = []
 
-    @property
-    def state_key(self) -> str:
-        """Key of this callback's state in checkpoints."""
-        return self._generate_state_key(order_batches=self.order.batches)
-
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Collect what is known before training: environment, source, configuration."""
         if stage != "fit" or self.manifest:
