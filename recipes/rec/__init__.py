@@ -1,4 +1,4 @@
-"""REC recipe: a hybrid recommender whose content path scores new movies; `model.content=false` shows cold start failing."""
+"""REC recipe: hybrid recommendation; content scores new movies, `model.content=false` cannot."""
 
 from guardrail.recipes.rec.data import MovieLensDataModule, genre_popularity, popularity
 from guardrail.recipes.rec.model import (

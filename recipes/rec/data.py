@@ -68,7 +68,8 @@ def split_ratings(
     movies = ratings.groupby("movieId").agg(year=("year", "first"), first=("timestamp", "min"))
     order = movies.sort_values(["year", "first"], na_position="first", kind="stable").index
     cold = order[len(order) - round(cold_fraction * len(order)):]
-    cold_test = set(np.random.default_rng(seed).permutation(cold.to_numpy())[: (len(cold) + 1) // 2])
+    shuffled = np.random.default_rng(seed).permutation(cold.to_numpy())
+    cold_test = set(shuffled[: (len(cold) + 1) // 2])
     labels = pd.Series("train", index=ratings.index, dtype=object)
     is_cold = ratings["movieId"].isin(cold)
     labels[is_cold] = np.where(ratings.loc[is_cold, "movieId"].isin(cold_test), "cold_test",
@@ -76,9 +77,9 @@ def split_ratings(
     warm = ratings[~is_cold].sort_values(["timestamp", "movieId"], kind="stable")
     newest = warm.groupby("userId").cumcount(ascending=False)  # 0 = the user's latest rating
     count = warm.groupby("userId")["movieId"].transform("size")
-    n_test = np.floor(count * test_fraction)
+    n_test, n_val = np.floor(count * test_fraction), np.floor(count * val_fraction)
     labels[newest.index[newest < n_test]] = "test"
-    labels[newest.index[(newest >= n_test) & (newest < n_test + np.floor(count * val_fraction))]] = "val"
+    labels[newest.index[(newest >= n_test) & (newest < n_test + n_val)]] = "val"
     trained = set(ratings.loc[labels == "train", "movieId"])
     labels[labels.isin(EVAL) & ~ratings["movieId"].isin(trained)] = "dropped"
     return labels

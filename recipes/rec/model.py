@@ -9,8 +9,10 @@ same score and cold-start ranking falls to chance.
 
 Example:
     >>> net = HybridRecommender(n_users=3, **toy_items(5))
-    >>> net(torch.tensor([0, 2]), torch.tensor([[1, 4], [0, 3]])).shape, net(torch.tensor([1])).shape
-    (torch.Size([2, 2]), torch.Size([1, 5]))
+    >>> net(torch.tensor([0, 2]), torch.tensor([[1, 4], [0, 3]])).shape  # chosen items
+    torch.Size([2, 2])
+    >>> net(torch.tensor([1])).shape  # every item
+    torch.Size([1, 5])
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor, nn
 
@@ -76,20 +78,12 @@ def ranking_at_k(
 def expected_ranking_at_k(
     scores: Tensor, candidates: Tensor, relevant: Tensor, k: int = K
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-user recall@k and NDCG@k of one shared ranking, expected over random tie-breaks.
+    """:func:`ranking_at_k` of one ranking shared by all users (``scores [N]``), in expectation.
 
-    Exact, no sampling: a slot held by an item of a group of tied candidates is relevant with
-    probability (relevant in the group) / (candidates in the group). Constant scores give the
-    chance level; the non-personalised baselines (popularity, genre popularity) have many ties.
-
-    Args:
-        scores: ``[N]`` one score per item, the same for every user.
-        candidates: ``[U, N]`` bool.
-        relevant: ``[U, N]`` bool.
-        k: Cut-off.
-
-    Returns:
-        ``(recall [U], ndcg [U], has_relevant [U] bool)`` as :func:`ranking_at_k`.
+    Exact over random tie-breaks, no sampling: a slot held by an item of a group of tied
+    candidates is relevant with probability (relevant in the group) / (candidates in the
+    group). Constant scores give the chance level; the non-personalised baselines (popularity,
+    genre popularity) have many ties, so one random tie-break would make them noisy.
 
     Example:
         >>> cand = torch.ones(1, 20, dtype=torch.bool)
@@ -113,7 +107,8 @@ def expected_ranking_at_k(
     n_rel = rel.sum(1).long()
     ideal = (1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))).cumsum(0)
     recall = (p * top).sum(1) / n_rel.clamp(min=1)
-    ndcg = (p * top / torch.log2(pos.clamp(min=0).double() + 2)).sum(1) / ideal[n_rel.clamp(1, k) - 1]
+    dcg = (p * top / torch.log2(pos.clamp(min=0).double() + 2)).sum(1)
+    ndcg = dcg / ideal[n_rel.clamp(1, k) - 1]
     return recall.float(), ndcg.float(), n_rel > 0
 
 
@@ -154,7 +149,12 @@ class UserMean(torchmetrics.Metric):
 
 
 def toy_items(n: int = 6, n_genres: int = 3, seed: int = 0) -> dict[str, Any]:
-    """Random item features in the shape :class:`MovieLensDataModule.net_kwargs` gives (docs)."""
+    """Random item features shaped as the data module's ``net_kwargs``; the last two are new.
+
+    Example:
+        >>> toy_items(4)["n_ratings"][-2:].tolist()
+        [0.0, 0.0]
+    """
     g = torch.Generator().manual_seed(seed)
     ids = torch.arange(1, n + 1)
     ids[-2:] = 0  # the last two items are new: no id row
@@ -169,9 +169,8 @@ class HybridRecommender(nn.Module):
 
     ``g = sigmoid(a * log(1 + n) + b)`` (``a``, ``b`` learned) for an item with ``n > 0``
     training ratings and ``g = 0`` for a new item; the item's (vector, bias) is
-    ``content(genres, year, title) + g * id_embedding``. During training a fraction
-    ``cold_dropout`` of the scored items is treated as new (``g = 0``), so the content path
-    learns to stand alone (DropoutNet, Volkovs et al. 2017).
+    ``content(genres, year, title) + g * id_embedding``. The content path gets the gradient of
+    every item's ratings, so it learns what id residuals cannot: how new items score.
 
     Args:
         n_users: Users in training (from the data module).
@@ -186,7 +185,6 @@ class HybridRecommender(nn.Module):
         hidden: Hidden width of the content MLP.
         title_dim: Width of the title-token embeddings (averaged per title).
         content: Use the content path; ``False`` leaves ids only (the cold-start failure).
-        cold_dropout: Fraction of training items scored as if new (content only).
 
     Example:
         >>> scores = HybridRecommender(n_users=4, content=False, **toy_items(6))(torch.arange(4))
@@ -197,16 +195,12 @@ class HybridRecommender(nn.Module):
     def __init__(
         self, n_users: int, item_ids: Tensor, genres: Tensor, year: Tensor, title_tokens: Tensor,
         n_title_tokens: int, n_ratings: Tensor, dim: int = 32, hidden: int = 64,
-        title_dim: int = 16, content: bool = True, cold_dropout: float = 0.0,
+        title_dim: int = 16, content: bool = True,
     ) -> None:
         super().__init__()
-        if not 0.0 <= cold_dropout < 1.0:
-            raise ConfigError(f"`model.cold_dropout` must be in [0, 1), got {cold_dropout}; "
-                              "e.g. `model.cold_dropout=0.25`.")
         if dim < 1:
             raise ConfigError(f"`model.dim` must be >= 1, got {dim}; e.g. `model.dim=32`.")
         self.n_users, self.n_items, self.content = n_users, len(item_ids), bool(content)
-        self.cold_dropout = float(cold_dropout) if content else 0.0
         for name, value in (("item_ids", item_ids), ("genres", genres), ("year", year),
                             ("title_tokens", title_tokens), ("n_ratings", n_ratings)):
             self.register_buffer(name, torch.as_tensor(value).clone())
@@ -216,7 +210,8 @@ class HybridRecommender(nn.Module):
             nn.init.normal_(emb.weight, std=0.05)
         self.titles = nn.Embedding(n_title_tokens, title_dim, padding_idx=0)
         width = self.genres.shape[1] + self.year.shape[1] + title_dim
-        self.encoder = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim + 1))
+        self.encoder = nn.Sequential(nn.Linear(width, hidden), nn.GELU(),
+                                     nn.Linear(hidden, dim + 1))
         self.gate = nn.Parameter(torch.tensor([1.0, -2.0]))  # slope, offset on log(1 + n)
 
     def item_parts(self) -> tuple[Tensor, Tensor | None, Tensor]:
@@ -241,8 +236,6 @@ class HybridRecommender(nn.Module):
             v = idv if content is None else gate[:, None] * idv + content
             return u @ v[:, :-1].T + v[:, -1]  # [B, N]
         g = gate[items].unsqueeze(-1)  # [B, K, 1]
-        if self.training and self.cold_dropout > 0:
-            g = g * (torch.rand(g.shape, device=g.device) >= self.cold_dropout)
         v = idv[items] if content is None else g * idv[items] + content[items]
         u = u.view(*u.shape[:1], *([1] * (items.ndim - 1)), -1)  # broadcast over K
         return (u * v[..., :-1]).sum(-1) + v[..., -1]
