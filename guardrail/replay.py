@@ -142,10 +142,11 @@ def replay_steps(
     was_training = model.training
     runs: list[list[StepRecord]] = []
     try:
-        for _ in range(repeats):
-            model.load_state_dict(saved_model)
-            optimizer.load_state_dict(copy.deepcopy(saved_opt))
-            set_rng_state(saved_rng)
+        for repeat in range(repeats):
+            if repeat:  # the first replay starts from the live state, which is the saved one
+                model.load_state_dict(saved_model)
+                optimizer.load_state_dict(copy.deepcopy(saved_opt))
+                set_rng_state(saved_rng)
             model.train()
             records: list[StepRecord] = []
             for i, batch in enumerate(batches):
