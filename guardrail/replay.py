@@ -82,7 +82,7 @@ def _bits_sum(t: Tensor) -> Tensor:
     Any changed bit changes it, barring an exact compensation; one pass, no host copy.
     """
     flat = t.detach().reshape(-1)
-    return flat.view(_INT_VIEW[flat.element_size()]).to(torch.int64).sum()
+    return flat.view(_INT_VIEW[flat.element_size()]).sum(dtype=torch.int64)  # no int64 copy
 
 
 def _param_hashes(model: nn.Module) -> list[tuple[str, str]]:
@@ -97,12 +97,8 @@ def _param_hashes(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def _model_fingerprint(model: nn.Module) -> list[tuple[str, str]]:
-    """One bit-pattern sum over all parameters, in a few kernels (the healthy-path check)."""
-    by_size: dict[int, list[Tensor]] = {}
-    for p in model.parameters():
-        by_size.setdefault(p.element_size(), []).append(p.detach().reshape(-1))
-    sums = [torch.cat(ps).view(_INT_VIEW[size]).to(torch.int64).sum()
-            for size, ps in sorted(by_size.items())]
+    """Bit-pattern sums of every parameter, read in one transfer (the healthy-path check)."""
+    sums = [_bits_sum(p) for p in model.parameters()]
     return [("(model)", str(torch.stack(sums).tolist()))] if sums else []
 
 
