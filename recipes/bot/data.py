@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from guardrail.errors import ConfigError, DataError
+from guardrail.recipes.splits import SplitLoaders
 
 from .generator import ACTIONS, POSITIONS, STREETS, PokerLogs, generate_logs
 
@@ -111,7 +112,7 @@ def split_players(
     return codes
 
 
-class BotDataModule(pl.LightningDataModule):
+class BotDataModule(SplitLoaders, pl.LightningDataModule):
     """Synthetic per-player action sequences as ``(x_num, x_cat, label)``, split by player.
 
     Numeric inputs are standardised with the mean and std of the *training* players' actions
@@ -232,18 +233,6 @@ class BotDataModule(pl.LightningDataModule):
         }
 
     # ------------------------------------------------------------------------- loaders
-    def train_dataloader(self) -> DataLoader:
-        """Return the training players, reshuffled every epoch with a seeded generator."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Return the validation players, in a fixed order."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Return the test players, in a fixed order."""
-        return self._loader("test")
-
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         self.setup()
         generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None

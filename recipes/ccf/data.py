@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.ccf.model import fit_logistic_regression, score_predictions
+from guardrail.recipes.splits import SplitLoaders
 
 TARGET = "Class"
 ORDER = "_order"  # the time key each split is cut on (not a feature)
@@ -182,7 +183,7 @@ class Encoding:
         return values.to_numpy()
 
 
-class FraudDataModule(pl.LightningDataModule):
+class FraudDataModule(SplitLoaders, pl.LightningDataModule):
     """Fraud data as ``(x_num, x_cat, y)`` batches (``(x_num, y)`` for all-numeric ULB).
 
     Split by time (train earliest, then val, then test latest); each split keeps all its
@@ -326,18 +327,6 @@ class FraudDataModule(pl.LightningDataModule):
         return np.hstack([x_num, *one_hot]), y
 
     # ------------------------------------------------------------------------- loaders
-    def train_dataloader(self) -> DataLoader:
-        """Training batches, reshuffled every epoch."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches, in time order."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Test batches, in time order."""
-        return self._loader("test")
-
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         self.setup()
         return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.recipes.splits import SplitLoaders
 
 TARGET = "Sale_Price"
 NEIGHBOURHOOD = "Neighborhood"
@@ -154,7 +155,7 @@ def _unknown(names: Sequence[str], columns: Sequence[str], key: str) -> list[str
     return problems
 
 
-class AmesDataModule(pl.LightningDataModule):
+class AmesDataModule(SplitLoaders, pl.LightningDataModule):
     """Ames sales as ``(x_num, x_cat, log_price)`` batches, split chronologically.
 
     Training holds the sales before ``val_start_year``/``val_start_month``, validation the
@@ -321,18 +322,6 @@ class AmesDataModule(pl.LightningDataModule):
         return ridge(x_tr, y_tr.astype(float), x_te, y_te.astype(float), lam)
 
     # ------------------------------------------------------------------------- loaders
-    def train_dataloader(self) -> DataLoader:
-        """Return training batches, reshuffled each epoch (after the split, so harmless)."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Return validation batches in date order."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Return test batches in date order."""
-        return self._loader("test")
-
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         self.setup()
         return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from guardrail.errors import ConfigError, DataError
 from guardrail.recipes.oil.generator import CHANNELS, OilFields, generate_fields
+from guardrail.recipes.splits import SplitLoaders
 
 WELLS_CHANNEL = "wells"
 COORD_NAMES = ("row", "col")
@@ -150,7 +151,7 @@ class _Dihedral(Dataset):
         return (patch.flip(2) if flip else patch), self.coords[i], self.target[i]
 
 
-class OilDataModule(pl.LightningDataModule):
+class OilDataModule(SplitLoaders, pl.LightningDataModule):
     """Synthetic fields -> ``(patch, coords, log_eur)`` batches, split by field.
 
     Args:
@@ -267,18 +268,6 @@ class OilDataModule(pl.LightningDataModule):
                                             y[self.well_split["test"]])}
 
     # ------------------------------------------------------------------------- loaders
-    def train_dataloader(self) -> DataLoader:
-        """Return the training wells, reshuffled every epoch."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Return the validation wells in field order."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Return the test wells in field order."""
-        return self._loader("test")
-
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         self.setup()
         return DataLoader(self.datasets[name], batch_size=self.hparams.batch_size,

@@ -32,6 +32,7 @@ from guardrail.recipes.ret.generator import (
     WEEKDAYS,
     synthetic_app_events,
 )
+from guardrail.recipes.splits import SplitLoaders
 
 SOURCES = ("cdnow", "synthetic")
 SPLITS = ("train", "val", "test")
@@ -270,7 +271,7 @@ def repeat_rule(activity: np.ndarray, label: np.ndarray) -> dict[str, float]:
     return binary_scores((np.asarray(activity)[:, 1:] > 0).any(1).astype(float), label)
 
 
-class RetentionDataModule(pl.LightningDataModule):
+class RetentionDataModule(SplitLoaders, pl.LightningDataModule):
     """Users as ``(seq, static_num, static_cat, label)`` batches, split by user.
 
     ``source="cdnow"`` (default): the real CDNOW purchase log (Fader & Hardie, via
@@ -352,18 +353,6 @@ class RetentionDataModule(pl.LightningDataModule):
                           shuffle=shuffle, generator=generator,
                           num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        """Training users, shuffled with a seeded generator."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation users."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Test users."""
-        return self._loader("test")
 
     # ------------------------------------------------------------------------ the contract
     def net_kwargs(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.recipes.splits import SplitLoaders
 
 SOURCES = ("air_temperature", "ostia", "synthetic")
 SPLITS = ("train", "val", "test")
@@ -182,7 +183,7 @@ class _Fields(Dataset):
         return {"field": self.field[i], "mask": self.mask[i]}
 
 
-class WeatherDataModule(pl.LightningDataModule):
+class WeatherDataModule(SplitLoaders, pl.LightningDataModule):
     """Temperature fields split by time, normalised with training statistics, padded to /8.
 
     Normalisation: minus the per-pixel training mean (the climatology), divided by one scalar
@@ -301,18 +302,6 @@ class WeatherDataModule(pl.LightningDataModule):
         return DataLoader(self.data[split], batch_size=self.hparams.batch_size, shuffle=shuffle,
                           num_workers=self.hparams.num_workers, generator=generator,
                           persistent_workers=self.hparams.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        """Training frames, shuffled with a seeded generator."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation frames in time order."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Test frames in time order."""
-        return self._loader("test")
 
     def net_kwargs(self) -> dict[str, Any]:
         """Network constructor arguments that depend on the data (padded grid size)."""
