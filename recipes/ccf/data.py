@@ -15,7 +15,6 @@ published row order stands in for arrival order; the bad rate shows no trend alo
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import itertools
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.ccf.model import fit_logistic_regression, score_predictions
 from guardrail.recipes.splits import SplitLoaders
+from guardrail.recipes.tabular import Encoding
 
 TARGET = "Class"
 ORDER = "_order"  # the time key each split is cut on (not a feature)
@@ -41,7 +41,6 @@ DEFAULT_LOG = {  # right-skewed amounts, passed through log1p before standardisi
                      "delinq_amnt"),
     "ulb": ("Amount",),
 }
-UNKNOWN = 0  # category code of levels never seen in training rows
 SPLITS = ("train", "val", "test")
 
 
@@ -128,59 +127,6 @@ def subsample_positives(rows: np.ndarray, y: np.ndarray, rate: float | None,
     keep = min(len(pos), round(rate * len(neg) / (1 - rate)))
     kept = np.concatenate([neg, rng.choice(pos, size=keep, replace=False)])
     return rows[np.isin(rows, kept)]  # in the order given (time order)
-
-
-@dataclasses.dataclass
-class Encoding:
-    """Feature encoding fitted on training rows only: standardised numerics, category codes.
-
-    Example:
-        >>> train = pd.DataFrame({"amount": [1.0, 3.0], "term": ["t36", "t60"]})
-        >>> enc = Encoding.fit(train, ["amount"], ["term"])
-        >>> x_num, x_cat = enc.transform(pd.DataFrame({"amount": [2.0], "term": ["t12"]}))
-        >>> x_num.tolist(), x_cat.tolist()
-        ([[0.0]], [[0]])
-
-    """
-
-    numeric: list[str]
-    categorical: list[str]
-    log_features: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    vocab: dict[str, dict[str, int]]
-
-    @classmethod
-    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str],
-            log_features: Sequence[str] = ()) -> Encoding:
-        """Means, standard deviations and vocabularies of ``train``."""
-        enc = cls(numeric, categorical, [c for c in log_features if c in numeric],
-                  np.zeros(len(numeric)), np.ones(len(numeric)), {})
-        raw = enc._numeric(train)
-        std = raw.std(0)
-        enc.mean, enc.std = raw.mean(0), np.where(std > 0, std, 1.0)  # constant columns stay finite
-        enc.vocab = {c: {v: i + 1 for i, v in enumerate(sorted(set(train[c].astype(str))))}
-                     for c in categorical}
-        return enc
-
-    @property
-    def cardinalities(self) -> list[int]:
-        """Levels per categorical column, the unknown index included."""
-        return [len(self.vocab[c]) + 1 for c in self.categorical]
-
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """``(x_num float32 [N, n_num], x_cat int64 [N, n_cat])`` of ``frame``."""
-        x_num = ((self._numeric(frame) - self.mean) / self.std).astype(np.float32)
-        codes = [frame[c].astype(str).map(self.vocab[c]).fillna(UNKNOWN).to_numpy(np.int64)
-                 for c in self.categorical]
-        x_cat = np.stack(codes, 1) if codes else np.zeros((len(frame), 0), np.int64)
-        return x_num, x_cat
-
-    def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
-        values = frame[self.numeric].astype(np.float64)
-        for col in self.log_features:
-            values[col] = np.log1p(values[col].clip(lower=0))
-        return values.to_numpy()
 
 
 class FraudDataModule(SplitLoaders, pl.LightningDataModule):

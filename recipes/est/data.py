@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from collections.abc import Sequence
 
@@ -15,14 +14,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.errors import ConfigError, MissingDependencyError
 from guardrail.recipes.splits import SplitLoaders
+from guardrail.recipes.tabular import Encoding
 
 TARGET = "Sale_Price"
 NEIGHBOURHOOD = "Neighborhood"
 SPLITS = ("train", "val", "test")
-UNKNOWN = 0  # embedding index of categories never seen in training rows
-MISSING = "<missing>"  # a NaN category (e.g. no masonry veneer) is a level of its own
 DEFAULT_EXCLUDE = ("Year_Sold", "Mo_Sold")
 DEFAULT_LOG = ("Lot_Area", "Lot_Frontage", "Gr_Liv_Area", "First_Flr_SF", "Mas_Vnr_Area")
 
@@ -72,77 +70,6 @@ def ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: 
     xc = x_train - x_mean
     w = np.linalg.solve(xc.T @ xc + lam * np.eye(xc.shape[1]), xc.T @ (y_train - y_mean))
     return scores((x_test - x_mean) @ w + y_mean, y_test)
-
-
-@dataclasses.dataclass
-class Encoding:
-    """Feature encoding fitted on training rows only (no statistic sees validation or test).
-
-    Numeric columns: ``log1p`` for ``log_features``, then standardised by training mean/std.
-    Categorical columns: code ``UNKNOWN`` (0) for levels unseen in training, 1.. otherwise.
-
-    Example:
-        >>> train = pd.DataFrame({"area": [1.0, 3.0], "kind": ["a", "b"]})
-        >>> enc = Encoding.fit(train, ["area"], ["kind"])
-        >>> x_num, x_cat = enc.transform(pd.DataFrame({"area": [2.0], "kind": ["z"]}))
-        >>> x_num.tolist(), x_cat.tolist()
-        ([[0.0]], [[0]])
-
-    """
-
-    numeric: list[str]
-    categorical: list[str]
-    log_features: list[str]
-    mean: np.ndarray  # [n_num], after log1p
-    std: np.ndarray  # [n_num]
-    vocab: dict[str, dict[str, int]]  # column -> level -> code (1..)
-
-    @classmethod
-    def fit(cls, train: pd.DataFrame, numeric: list[str], categorical: list[str],
-            log_features: Sequence[str] = ()) -> Encoding:
-        """Fit means, standard deviations and vocabularies on ``train``."""
-        enc = cls(numeric, categorical, [c for c in log_features if c in numeric],
-                  np.zeros(len(numeric)), np.ones(len(numeric)), {})
-        raw = enc._numeric(train)  # [N_train, n_num]
-        enc.mean, std = raw.mean(0), raw.std(0)
-        enc.std = np.where(std > 0, std, 1.0)  # a column constant in training stays finite
-        for col in categorical:
-            levels = sorted(set(_levels(train[col])))
-            enc.vocab[col] = {level: i + 1 for i, level in enumerate(levels)}
-        return enc
-
-    @property
-    def cardinalities(self) -> list[int]:
-        """Embedding rows per categorical column, the unknown index included."""
-        return [len(self.vocab[c]) + 1 for c in self.categorical]
-
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """``(x_num float32 [N, n_num], x_cat int64 [N, n_cat])`` of ``frame``."""
-        x_num = ((self._numeric(frame) - self.mean) / self.std).astype(np.float32)
-        codes = [[self.vocab[c].get(v, UNKNOWN) for v in _levels(frame[c])]
-                 for c in self.categorical]
-        x_cat = np.array(codes, dtype=np.int64).T.reshape(len(frame), len(self.categorical))
-        return x_num, x_cat
-
-    def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
-        values = frame[self.numeric].astype(float)
-        bad = {c: int(n) for c, n in values.isna().sum().items() if n}
-        if bad:
-            raise DataError(
-                f"Ames numeric columns contain NaN (column: count {bad}); the EST recipe does "
-                "not impute. Leave the column out, e.g. `data.exclude=[Year_Sold,Mo_Sold,"
-                f"{next(iter(bad))}]`, or clean the data."
-            )
-        for col in self.log_features:
-            if (values[col] < 0).any():
-                raise DataError(f"Column {col!r} has negative values, so log1p is undefined; "
-                                f"remove it from `data.log_features`.")
-            values[col] = np.log1p(values[col])
-        return values.to_numpy(float)
-
-
-def _levels(column: pd.Series) -> list[str]:
-    return [MISSING if pd.isna(v) else str(v) for v in column]
 
 
 def _unknown(names: Sequence[str], columns: Sequence[str], key: str) -> list[str]:

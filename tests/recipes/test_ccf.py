@@ -17,7 +17,6 @@ from guardrail.recipes.ccf import FraudDataModule, FraudModule, FraudNet, Recall
 from guardrail.recipes.ccf.data import (
     ORDER,
     TARGET,
-    UNKNOWN,
     Encoding,
     load_lending_club,
     load_ulb,
@@ -25,6 +24,7 @@ from guardrail.recipes.ccf.data import (
     time_split,
 )
 from guardrail.recipes.ccf.model import fit_logistic_regression, focal_loss, recall_at_fpr
+from guardrail.recipes.tabular import UNKNOWN
 
 
 @pytest.fixture(scope="module")

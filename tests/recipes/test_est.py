@@ -17,7 +17,8 @@ from guardrail.recipes.est import (
     ValuationNet,
     neighbourhood_median,
 )
-from guardrail.recipes.est.data import UNKNOWN, load_ames
+from guardrail.recipes.est.data import load_ames
+from guardrail.recipes.tabular import UNKNOWN
 
 
 def sale_month(dm, split):
