@@ -118,8 +118,9 @@ def replay_steps(
         batches: The batches, already on the model's device.
         loss_fn: ``(batch, index) -> scalar loss``; runs the forward pass.
         repeats: How many replays.
-        outputs: Hash every module's output and parameters (to localise a divergence;
-            slower); without it, one fingerprint of all parameters per step.
+        outputs: Hash every module's output and parameters after every step (to localise a
+            divergence; slower); without it, one fingerprint of all parameters after the
+            last step (the records of earlier steps are empty).
 
     Returns:
         One list of step records per replay.
@@ -152,7 +153,10 @@ def replay_steps(
                     loss = loss_fn(batch, i)
                 loss.backward()
                 optimizer.step()
-                params = _param_hashes(model) if outputs else _model_fingerprint(model)
+                if outputs:
+                    params = _param_hashes(model)
+                else:
+                    params = _model_fingerprint(model) if i == len(batches) - 1 else []
                 records.append({"outputs": seen, "params": params})
             runs.append(records)
     finally:

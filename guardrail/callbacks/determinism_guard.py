@@ -144,9 +144,8 @@ class DeterminismGuard(GuardrailCallback):
         self.verified = finding is None
         if finding is not None:
             self.emit(trainer, finding)
-        pl_module.log_dict({"guardrail/determinism_verified": float(self.verified),
-                            "guardrail/determinism_replay_s": self.replay_seconds},
-                           rank_zero_only=True)
+        self.log_metrics(trainer, {"guardrail/determinism_verified": float(self.verified),
+                                   "guardrail/determinism_replay_s": self.replay_seconds})
 
 
 def _cannot_replay(trainer: Trainer, pl_module: LightningModule, loader: Any) -> str | None:

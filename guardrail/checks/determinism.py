@@ -46,10 +46,11 @@ def compare_replays(
     if divergence is None:
         return None
     step, module, kind = divergence
+    when = f"by step {step}" if module == "(model)" else f"at step {step}"  # one fingerprint
     return Finding(
         "determinism.mismatch", Severity.ERROR,
-        f"Two replays of the first {len(run_a)} steps from identical state diverged at step "
-        f"{step}: the {kind} of '{module}' differed.",
+        f"Two replays of the first {len(run_a)} steps from identical state diverged {when}: "
+        f"the {kind} of '{module}' differed.",
         where=module, evidence={"step": step, "kind": kind, "steps_replayed": len(run_a)},
         hint=f"'{module}' draws randomness that is not seeded by the global seed (a private "
              "torch.Generator, time, os.urandom) or uses a nondeterministic kernel; seed it from "

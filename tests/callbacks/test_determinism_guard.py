@@ -1,9 +1,10 @@
 import pytest
 import torch
-from conftest import quiet_trainer
 from lightning.pytorch.demos.boring_classes import BoringModel
+from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
+from conftest import quiet_trainer
 from guardrail import GuardrailModule
 from guardrail.callbacks import DeterminismGuard
 
@@ -45,6 +46,16 @@ def test_healthy_model_with_dropout_verifies_and_training_is_unchanged(tiny_data
     assert guard.verified is True and guard.findings == []
     for a, b in zip(guarded.parameters(), plain.parameters(), strict=True):
         assert torch.equal(a, b)  # the replay left no trace on training
+
+
+def test_verdict_and_replay_time_reach_the_logger(tiny_data, tmp_path):
+    logger = CSVLogger(tmp_path, name="", version="")
+    quiet_trainer(callbacks=[DeterminismGuard(verify_steps=2)], max_steps=2, logger=logger,
+                  ).fit(model(noisy=False), datamodule=tiny_data())
+    header, row = (tmp_path / "metrics.csv").read_text().splitlines()[:2]
+    logged = dict(zip(header.split(","), row.split(","), strict=True))
+    assert float(logged["guardrail/determinism_verified"]) == 1.0
+    assert float(logged["guardrail/determinism_replay_s"]) > 0
 
 
 def test_manual_optimisation_is_skipped_with_an_info():
