@@ -3,7 +3,7 @@
 Example:
     >>> from guardrail.callbacks import BaselineCheck, RunReport
     >>> sorted(__all__)[:3]
-    ['ActivationProbe', 'ArchitectureCheck', 'BaselineCheck']
+    ['ActivationProbe', 'ArchitectureCheck', 'AttributionReport']
 
 """
 
@@ -13,6 +13,7 @@ from lightning.pytorch import Callback
 
 from guardrail.callbacks.activation_probe import ActivationProbe
 from guardrail.callbacks.architecture_check import ArchitectureCheck
+from guardrail.callbacks.attribution_report import AttributionReport
 from guardrail.callbacks.base import GuardrailCallback, Policy, collect_findings
 from guardrail.callbacks.baseline_check import BaselineCheck
 from guardrail.callbacks.config_lock import ConfigLock
@@ -26,6 +27,7 @@ from guardrail.callbacks.run_report import RunReport
 __all__ = [
     "ActivationProbe",
     "ArchitectureCheck",
+    "AttributionReport",
     "BaselineCheck",
     "ConfigLock",
     "DataProbe",
@@ -52,9 +54,9 @@ def default_callbacks(policy: Policy = "record") -> list[Callback]:
     Example:
         >>> [type(cb).__name__ for cb in default_callbacks()]  # doctest: +NORMALIZE_WHITESPACE
         ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'ActivationProbe',
-         'GradientProbe', 'LossProbe', 'BaselineCheck', 'RunReport']
+         'GradientProbe', 'LossProbe', 'BaselineCheck', 'AttributionReport', 'RunReport']
     """
     return [RunManifest(), DeterminismGuard(policy=policy), ArchitectureCheck(policy=policy),
             DataProbe(policy=policy), ActivationProbe(policy=policy),
             GradientProbe(policy=policy), LossProbe(policy=policy),
-            BaselineCheck(policy=policy), RunReport()]
+            BaselineCheck(policy=policy), AttributionReport(policy=policy), RunReport()]

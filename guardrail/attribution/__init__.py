@@ -1,0 +1,272 @@
+"""Explain a trained model, and say how far the explanation can be trusted.
+
+:func:`explain` runs, on a bounded set of held-out samples and a reference set of training
+samples:
+
+1. permutation importance of every named feature (any input type): the global ranking, with
+   bootstrap confidence intervals;
+2. Integrated Gradients on the floating-point inputs, with its completeness error;
+3. agreement between the two (Spearman over the features both cover), and for grids,
+   between IG and occlusion heat maps (per sample, over pixels);
+4. the model-parameter randomisation test (Adebayo et al. 2018): attributions of the trained
+   model against those of re-initialised copies;
+5. for each explained sample, its data support: distance to the nearest training samples,
+   and ids or categories never seen in training.
+
+The result is a JSON-ready dict (written as ``attribution/attribution.json`` by
+:class:`~guardrail.callbacks.AttributionReport`) plus the arrays the plots need.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <...>
+    >>> x = torch.randn(64, 4)
+    >>> net = nn.Linear(4, 1)
+    >>> with torch.no_grad():
+    ...     _ = net.weight.copy_(torch.tensor([[3.0, 0.0, 0.0, 1.0]]))
+    >>> result, arrays = explain(net, (x,), (torch.randn(128, 4),), names=list("abcd"))
+    >>> result["ranking"][:2], result["sanity"]["similarity_to_randomised"] < 0.5
+    (['a', 'd'], True)
+
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from guardrail.attribution.features import (
+    Feature,
+    describe,
+    feature_masks,
+    input_kind,
+    per_feature,
+)
+from guardrail.attribution.methods import (
+    Forward,
+    integrated_gradients,
+    occlusion,
+    permutation_importance,
+)
+from guardrail.attribution.reliability import (
+    bootstrap_ci,
+    randomised_copy,
+    spearman,
+    support,
+)
+
+__all__ = ["Feature", "explain"]
+
+SCHEMA = 1
+
+
+def _global(values: Tensor, seed: int) -> dict[str, list[float]]:
+    importance = values.abs().nanmean(0)
+    low, high = bootstrap_ci(values.abs(), seed=seed)
+    return {"importance": _floats(importance), "ci_low": _floats(low), "ci_high": _floats(high)}
+
+
+def _floats(t: Tensor) -> list[float | None]:
+    return [None if not torch.isfinite(v) else round(float(v), 8) for v in t.flatten()]
+
+
+def _flat_ig(attrs: Sequence[Tensor | None]) -> Tensor | None:
+    parts = [a.abs().reshape(a.shape[0], -1).cpu() for a in attrs if a is not None]
+    return torch.cat(parts, 1) if parts else None
+
+
+def explain(
+    module: nn.Module,
+    inputs: Sequence[Tensor],
+    reference: Sequence[Tensor],
+    *,
+    names: Sequence[str] | None = None,
+    task: str = "regression",
+    n_steps: int = 32,
+    permutations: int = 3,
+    randomisations: int = 2,
+    occlusion_samples: int = 8,
+    budget_s: float = 60.0,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Attribute ``module``'s predictions on ``inputs``; see the module docstring.
+
+    Args:
+        module: The model; called as ``module(*inputs)``, in eval mode, gradients enabled.
+        inputs: The explained samples, one tensor per forward input, on the model's device.
+        reference: Training samples, the same inputs: baselines and data support.
+        names: One name per feature (see :mod:`guardrail.attribution.features`).
+        task: The module's task (``multiclass`` explains the predicted class's logit).
+        n_steps: Integrated Gradients steps.
+        permutations: Permutations averaged per feature.
+        randomisations: Re-initialised copies in the randomisation test (0: skip it).
+        occlusion_samples: Grid samples given occlusion heat maps.
+        budget_s: Seconds after which the remaining steps are skipped (and said so).
+        seed: Seed of every random draw.
+
+    Returns:
+        ``(result, arrays)``: the JSON-ready result and ``{"ig_maps", "occlusion_maps",
+        "time_profiles", "inputs"}`` for the plots.
+
+    """
+    start = time.perf_counter()
+    features = describe(inputs, names)
+    masks = feature_masks(inputs, features)
+    forward = Forward(module, inputs, task)
+    result: dict[str, Any] = {
+        "schema": SCHEMA, "samples": int(inputs[0].shape[0]),
+        "reference_samples": int(reference[0].shape[0]),
+        "inputs": [{"kind": input_kind(x), "shape": list(x.shape[1:]), "dtype": str(x.dtype)}
+                   for x in inputs],
+        "features": [{"name": f.name, "input": f.input, "index": f.index, "kind": f.kind}
+                     for f in features],
+        "methods": {}, "skipped": [],
+    }
+    arrays: dict[str, Any] = {"inputs": inputs}
+
+    def over_budget(step: str) -> bool:
+        if time.perf_counter() - start > budget_s:
+            result["skipped"].append(f"{step}: the {budget_s:g} s budget was spent")
+            return True
+        return False
+
+    with torch.no_grad():
+        preds = forward(*inputs)
+    result["predictions"] = _floats(preds if preds.ndim == 1 else preds.max(1).values)
+
+    perm = permutation_importance(forward, inputs, masks, features, permutations, seed)
+    result["methods"]["permutation"] = _global(perm, seed)
+    order = perm.nanmean(0).argsort(descending=True)
+    result["ranking"] = [features[i].name for i in order.tolist()]
+
+    baselines = tuple(r.float().mean(0, keepdim=True) if r.is_floating_point() else r[:1]
+                      for r in reference)
+    ig_attrs, completeness = integrated_gradients(forward, inputs, baselines, n_steps)
+    ig = per_feature(ig_attrs, masks, features) if completeness is not None else None
+    if ig is not None and completeness is not None:
+        result["methods"]["integrated_gradients"] = {
+            **_global(ig, seed),
+            # the shortfall of all attributions against what they should add up to
+            "completeness_error": round(float(completeness[:, 0].sum()
+                                              / completeness[:, 1].sum().clamp_min(1e-12)), 6)}
+        covered = torch.isfinite(ig[0])
+        result["agreement"] = {"features": spearman(perm.nanmean(0)[covered],
+                                                    ig.abs().nanmean(0)[covered]),
+                               "features_compared": int(covered.sum())}
+    else:
+        result["skipped"].append("Integrated Gradients: no floating-point input (ids and "
+                                  "categories only); the ranking is by permutation alone")
+        result["agreement"] = {"features": None, "features_compared": 0}
+
+    arrays["ig_maps"], arrays["occlusion_maps"], arrays["time_profiles"] = {}, {}, {}
+    for i, x in enumerate(inputs):
+        attr = ig_attrs[i]
+        if attr is not None and input_kind(x) == "grid":
+            arrays["ig_maps"][i] = attr.abs().sum(1).cpu()
+            if occlusion_samples and not over_budget("occlusion"):
+                few = [t[:occlusion_samples] for t in inputs]
+                window = max(2, min(x.shape[2], x.shape[3]) // 8)
+                occ = occlusion(Forward(module, few, task), few[i], baselines[i],
+                                [t for j, t in enumerate(few) if j != i], i, window)
+                n = len(occ)
+                arrays["occlusion_maps"][i] = occ
+                rhos = [spearman(occ[s], arrays["ig_maps"][i][s]) for s in range(n)]
+                rhos = [r for r in rhos if r is not None]
+                result["agreement"]["pixels"] = (
+                    round(float(torch.tensor(rhos).median()), 6) if rhos else None)
+        if attr is not None and input_kind(x) == "sequence":
+            profile = attr.sum(2).abs().mean(0).cpu()
+            arrays["time_profiles"][i] = profile
+            result.setdefault("time_profiles", {})[str(i)] = _floats(profile)
+
+    result["sanity"] = None
+    if randomisations and not over_budget("randomisation test"):
+        result["sanity"] = _randomisation_test(module, inputs, baselines, masks, features,
+                                               task, forward, ig_attrs, perm, n_steps,
+                                               permutations, randomisations, seed)
+
+    result["local"] = _local(inputs, reference, ig, perm, features)
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    return result, arrays
+
+
+def _attributions(module: nn.Module, inputs: Sequence[Tensor], baselines: Sequence[Tensor],
+                  masks: Sequence[Tensor], features: Sequence[Feature], task: str,
+                  n_steps: int, permutations: int, seed: int) -> Tensor:
+    """|attributions| of ``module`` flattened per sample: IG where possible, else permutation."""
+    forward = Forward(module, inputs, task)
+    attrs, completeness = integrated_gradients(forward, inputs, baselines, n_steps)
+    flat = _flat_ig(attrs) if completeness is not None else None
+    if flat is None:
+        flat = permutation_importance(forward, inputs, masks, features, permutations, seed)
+    return flat
+
+
+def _randomisation_test(module: nn.Module, inputs: Sequence[Tensor],
+                        baselines: Sequence[Tensor], masks: Sequence[Tensor],
+                        features: Sequence[Feature], task: str, forward: Forward,
+                        ig_attrs: Sequence[Tensor | None], perm: Tensor, n_steps: int,
+                        permutations: int, randomisations: int, seed: int) -> dict[str, Any]:
+    trained = _flat_ig(ig_attrs)
+    method = "integrated_gradients" if trained is not None else "permutation"
+    if trained is None:
+        trained = perm
+    copies = [randomised_copy(module, seed + 1 + r).eval() for r in range(randomisations)]
+    randomised = [_attributions(c, inputs, baselines, masks, features, task, n_steps,
+                                permutations, seed) for c in copies]
+    to_random = [spearman(trained, r) for r in randomised]
+    between = [spearman(a, b) for k, a in enumerate(randomised) for b in randomised[k + 1:]]
+    with torch.no_grad():
+        base = forward(*inputs)
+        moved = [float((Forward(c, inputs, task)(*inputs) - base).abs().mean()
+                       / (base.abs().mean() + 1e-12)) for c in copies]
+    return {
+        "method": method,
+        "randomisations": randomisations,
+        "similarity_to_randomised": _mean(to_random),
+        "similarity_between_randomised": _mean(between),
+        "output_change": round(sum(moved) / len(moved), 6),
+    }
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(sum(kept) / len(kept), 6) if kept else None
+
+
+def _local(inputs: Sequence[Tensor], reference: Sequence[Tensor], ig: Tensor | None,
+           perm: Tensor, features: Sequence[Feature], top: int = 3) -> list[dict[str, Any]]:
+    """Per explained sample: data support and its top features."""
+    n = inputs[0].shape[0]
+    floats = [(x, r) for x, r in zip(inputs, reference, strict=True) if x.is_floating_point()]
+    ratio = percentile = None
+    if floats:
+        x = torch.cat([a.reshape(n, -1).float().cpu() for a, _ in floats], 1)
+        ref = torch.cat([b.reshape(b.shape[0], -1).float().cpu() for _, b in floats], 1)
+        ratio, percentile = support(x, ref)
+    unseen = torch.zeros(n, dtype=torch.long)
+    for f in features:
+        x, r = inputs[f.input], reference[f.input]
+        if x.is_floating_point():
+            continue
+        col = x if f.index is None else x.select(-1, f.index)
+        ref_col = r if f.index is None else r.select(-1, f.index)
+        known = torch.isin(col.reshape(n, -1).cpu(), ref_col.flatten().cpu())
+        unseen += (~known).any(1).long()
+    scores = (ig if ig is not None else perm).abs()
+    out = []
+    for s in range(n):
+        row: dict[str, Any] = {"sample": s, "unseen_values": int(unseen[s])}
+        if ratio is not None and percentile is not None:
+            row["distance_ratio"] = round(float(ratio[s]), 4)
+            row["percentile"] = round(float(percentile[s]), 2)
+        row["supported"] = bool(unseen[s] == 0 and (percentile is None or percentile[s] <= 95))
+        ranked = scores[s].nan_to_num(-1).argsort(descending=True)[:top]
+        row["top_features"] = [features[i].name for i in ranked.tolist()]
+        out.append(row)
+    return out

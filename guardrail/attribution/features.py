@@ -1,0 +1,123 @@
+"""What a model's inputs are, as named features: the unit every attribution is reported in.
+
+A *feature* is a slice of one forward input along its feature axis:
+
+========================  ==================  ==========================================
+input shape               feature axis        one feature is
+========================  ==================  ==========================================
+``[N]``                   none                the whole input (an id, a scalar)
+``[N, F]``                1                   a column (a tabular feature)
+``[N, T, F]``             2                   a per-step feature across all time steps
+``[N, C, H, W]``          1                   a channel (a field of a grid)
+========================  ==================  ==========================================
+
+Names come from the module's ``feature_names`` (one per feature, inputs in order, as
+:class:`~guardrail.GuardrailModule` declares them); without them, or when their count does
+not match, features are numbered ``x0[3]`` (input 0, column 3). A categorical column that
+a model embeds is one integer column, so its one-hot or embedding expansion is never split
+into pieces: it is reported under the original column's name.
+
+Example:
+    >>> import torch
+    >>> feats = describe((torch.zeros(4, 2), torch.zeros(4, 3, dtype=torch.long)), ["a", "b"])
+    >>> [(f.name, f.input, f.index, f.kind) for f in feats]
+    [('x0[0]', 0, 0, 'numeric'), ('x0[1]', 0, 1, 'numeric'), ('x1[0]', 1, 0, 'categorical'), \
+('x1[1]', 1, 1, 'categorical'), ('x1[2]', 1, 2, 'categorical')]
+    >>> [f.name for f in describe((torch.zeros(4, 2),), ["area", "year"])]
+    ['area', 'year']
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One named feature: ``index`` along ``input``'s feature axis (None: the whole input)."""
+
+    name: str
+    input: int
+    index: int | None
+    kind: str  # numeric | categorical | channel | id
+
+
+def feature_axis(x: Tensor) -> int | None:
+    """The axis whose positions are features (see the module docstring), or None."""
+    return {2: 1, 3: 2, 4: 1}.get(x.ndim)
+
+
+def input_kind(x: Tensor) -> str:
+    """``tabular``, ``sequence``, ``grid``, ``ids`` or ``other``, by shape and dtype."""
+    if x.ndim == 1:
+        return "ids" if not x.is_floating_point() else "tabular"
+    return {2: "tabular", 3: "sequence", 4: "grid"}.get(x.ndim, "other")
+
+
+def describe(inputs: Sequence[Tensor], names: Sequence[str] | None = None) -> list[Feature]:
+    """The features of ``inputs``, named by ``names`` when there is one name per feature."""
+    slots: list[tuple[int, int | None, str]] = []
+    for i, x in enumerate(inputs):
+        axis = feature_axis(x)
+        if x.ndim == 1 or axis is None:
+            slots.append((i, None, "numeric" if x.is_floating_point() else "id"))
+            continue
+        kind = "channel" if x.ndim == 4 else (
+            "numeric" if x.is_floating_point() else "categorical")
+        slots.extend((i, j, kind) for j in range(x.shape[axis]))
+    named = names is not None and len(names) == len(slots)
+    return [Feature(str(names[k]) if named else (f"x{i}" if j is None else f"x{i}[{j}]"),
+                    i, j, kind) for k, (i, j, kind) in enumerate(slots)]
+
+
+def feature_masks(inputs: Sequence[Tensor], features: Sequence[Feature]) -> tuple[Tensor, ...]:
+    """Captum feature masks: one integer mask per input, feature k's elements hold k.
+
+    Each mask has a leading dimension of 1 and broadcasts over the batch.
+
+    Example:
+        >>> x = torch.zeros(5, 3, 2)
+        >>> feature_masks((x,), describe((x,)))[0][0].tolist()
+        [[0, 1], [0, 1], [0, 1]]
+
+    """
+    masks = [torch.zeros((1, *x.shape[1:]), dtype=torch.long, device=x.device) for x in inputs]
+    for k, f in enumerate(features):
+        if f.index is None:
+            masks[f.input].fill_(k)
+        else:
+            axis = feature_axis(inputs[f.input])
+            masks[f.input].select(axis, f.index).fill_(k)  # type: ignore[arg-type]
+    return tuple(masks)
+
+
+def per_feature(attributions: Sequence[Tensor | None], masks: Sequence[Tensor],
+                features: Sequence[Feature], reduce: str = "sum") -> Tensor:
+    """``[N, n_features]``: each sample's attribution to each feature (NaN where unknown).
+
+    ``reduce="sum"`` adds the feature's elements (gradient methods: completeness holds per
+    feature); ``"first"`` takes one element (perturbation methods give every element of a
+    permuted or ablated feature the same value).
+
+    Example:
+        >>> x = torch.ones(2, 2, 3)
+        >>> feats = describe((x,))
+        >>> per_feature((x,), feature_masks((x,), feats), feats).tolist()
+        [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
+
+    """
+    n = next(a.shape[0] for a in attributions if a is not None)
+    out = torch.full((n, len(features)), float("nan"))
+    for k, f in enumerate(features):
+        attr = attributions[f.input]
+        if attr is None:
+            continue
+        select = (masks[f.input][0] == k).to(attr.device)
+        values = attr.detach()[:, select].float().cpu()
+        out[:, k] = values.sum(1) if reduce == "sum" else values[:, 0]
+    return out

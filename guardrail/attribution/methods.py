@@ -1,0 +1,151 @@
+"""The attribution methods, through Captum 0.9, on any module's forward inputs.
+
+Every method sees the model through :class:`Forward`, which turns whatever the module returns
+(a tensor, a tuple, several outputs per sample) into one number per sample, so Captum's
+``target`` is needed only for multiclass outputs.
+
+- :func:`integrated_gradients`: IG on the floating-point inputs, from a baseline of training
+  means, with its convergence delta (completeness error); integer inputs (ids, categories)
+  ride along unchanged: no gradient reaches an index.
+- :func:`permutation_importance`: every feature permuted across the explained samples, one
+  feature at a time (all its elements at once, so an embedded category or a whole channel is
+  one feature); the mean absolute change of the output. It works on any input dtype.
+- :func:`occlusion`: Captum's Occlusion over square windows of a grid, replacing them with
+  the training mean.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from guardrail.attribution.features import describe, feature_masks
+    >>> net = nn.Linear(3, 1)
+    >>> x = torch.randn(16, 3)
+    >>> f = Forward(net, (x,), "regression")
+    >>> attrs, terms = integrated_gradients(f, (x,), (x.mean(0, keepdim=True),), n_steps=8)
+    >>> attrs[0].shape, bool(terms[:, 0].max() < 1e-4)
+    (torch.Size([16, 3]), True)
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from captum.attr import FeaturePermutation, IntegratedGradients, Occlusion
+from lightning.pytorch.utilities.seed import isolate_rng
+from torch import Tensor, nn
+
+from guardrail.attribution.features import Feature, per_feature
+
+
+def first_tensor(out: Any) -> Tensor:
+    """The module's prediction among what it returned (first tensor of a tuple, list or dict)."""
+    if isinstance(out, Tensor):
+        return out
+    values = out.values() if isinstance(out, dict) else out if isinstance(out, list | tuple) \
+        else ()
+    for value in values:
+        if isinstance(value, Tensor):
+            return value
+    raise TypeError(f"the model returned {type(out).__name__}, with no tensor in it")
+
+
+class Forward:
+    """``module`` as one number per sample: the prediction, or the mean of a multi-output one.
+
+    Multiclass outputs keep their logits; :attr:`target` holds each explained sample's
+    predicted class, for Captum's ``target``.
+    """
+
+    def __init__(self, module: nn.Module, inputs: Sequence[Tensor], task: str) -> None:
+        self.module = module
+        with torch.no_grad():
+            out = first_tensor(module(*inputs))
+        self.multiclass = task == "multiclass" and out.ndim == 2 and out.shape[1] > 1
+        self.target: Tensor | None = out.argmax(1) if self.multiclass else None
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        """``[N]`` (or ``[N, C]`` logits for multiclass) for the inputs Captum passes."""
+        out = first_tensor(self.module(*inputs)).float()
+        if self.multiclass or out.ndim == 1:
+            return out
+        return out.reshape(out.shape[0], -1).mean(1)
+
+
+def _reordered(f: Callable[..., Tensor], first: Sequence[int], n: int) -> Callable[..., Tensor]:
+    """``f`` called as Captum calls it: the attributed inputs first, the others after them."""
+    order = [*first, *(i for i in range(n) if i not in first)]
+
+    def g(*args: Tensor) -> Tensor:
+        full: list[Tensor | None] = [None] * n
+        for position, arg in zip(order, args, strict=True):
+            full[position] = arg
+        return f(*full)
+
+    return g
+
+
+def integrated_gradients(
+    forward: Forward, inputs: Sequence[Tensor], baselines: Sequence[Tensor], n_steps: int = 32,
+) -> tuple[list[Tensor | None], Tensor | None]:
+    """IG attributions per input (None for integer inputs) and ``[N, 2]`` completeness terms.
+
+    Per sample: ``|sum(attributions) - (f(x) - f(baseline))|`` (Captum's convergence delta:
+    how far the Riemann sum is from the exact integral) and ``|f(x) - f(baseline)|``, what
+    the attributions should add up to. Returns ``([None, ...], None)`` when no input is
+    floating point.
+    """
+    floats = [i for i, x in enumerate(inputs) if x.is_floating_point()]
+    out: list[Tensor | None] = [None] * len(inputs)
+    if not floats:
+        return out, None
+    others = tuple(x for i, x in enumerate(inputs) if i not in floats)
+    g = _reordered(forward, floats, len(inputs))
+    attrs, delta = IntegratedGradients(g).attribute(
+        tuple(inputs[i] for i in floats), baselines=tuple(baselines[i] for i in floats),
+        target=forward.target, additional_forward_args=others or None, n_steps=n_steps,
+        internal_batch_size=max(len(inputs[0]), 1) * 8, return_convergence_delta=True)
+    for i, attr in zip(floats, attrs, strict=True):
+        out[i] = attr.detach()
+    with torch.no_grad():
+        full_base = [baselines[i].expand_as(x) if i in floats else x for i, x in enumerate(inputs)]
+        gap = forward(*inputs) - forward(*full_base)
+        if forward.target is not None:
+            gap = gap.gather(1, forward.target[:, None]).squeeze(1)
+    return out, torch.stack([delta.detach().abs().cpu(), gap.abs().cpu()], 1)
+
+
+def permutation_importance(
+    forward: Forward, inputs: Sequence[Tensor], masks: Sequence[Tensor],
+    features: Sequence[Feature], repeats: int = 3, seed: int = 0,
+) -> Tensor:
+    """``[N, n_features]``: mean over ``repeats`` permutations of ``|f(x) - f(x permuted)|``.
+
+    Seeded, and every global RNG is left as it was.
+    """
+    method = FeaturePermutation(forward)
+    runs = []
+    with isolate_rng():
+        torch.manual_seed(seed)
+        for _ in range(repeats):
+            attrs = method.attribute(tuple(inputs), target=forward.target,
+                                     feature_mask=tuple(masks))
+            runs.append(per_feature(attrs, masks, features, reduce="first").abs())
+    return torch.stack(runs).mean(0)
+
+
+def occlusion(forward: Forward, grid: Tensor, baseline: Tensor, others: Sequence[Tensor],
+              position: int, window: int) -> Tensor:
+    """``[N, H, W]``: how much each pixel's square window, set to the baseline, moves the output.
+
+    ``grid`` is forward input number ``position``; the windows span all channels and overlap
+    by half.
+    """
+    channels = grid.shape[1]
+    stride = max(window // 2, 1)
+    g = _reordered(forward, [position], len(others) + 1)
+    attr = Occlusion(g).attribute(
+        grid, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
+        baselines=baseline, target=forward.target, additional_forward_args=tuple(others) or None)
+    return attr.detach().abs().sum(1).cpu()

@@ -1,0 +1,168 @@
+"""``AttributionReport``: explain the trained model, and say where to trust the explanation."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+
+from guardrail.attribution import explain
+from guardrail.batches import peek_rows
+from guardrail.callbacks.base import GuardrailCallback, Policy
+from guardrail.checks.attribution import attribution_findings, sanity_passed
+from guardrail.errors import ConfigError
+from guardrail.findings import Finding, Severity
+from guardrail.io import write_json
+
+FOLDER = "attribution"
+RESULT = "attribution.json"
+
+
+class AttributionReport(GuardrailCallback):
+    """After fit, attribute the model's predictions on held-out samples, with reliability figures.
+
+    On global rank zero, with gradients enabled and the model in eval mode (Lightning's
+    evaluation loops run under ``inference_mode``, which breaks gradient methods, so this
+    runs in ``on_fit_end``, on the weights training ended with), over ``samples`` validation
+    samples and ``reference_samples`` training samples:
+
+    - global importance of every named feature by permutation (any input type; an embedded
+      category or a grid channel is one feature), with bootstrap confidence intervals;
+    - Integrated Gradients on floating-point inputs with its completeness error; for grids,
+      IG and occlusion heat maps; for sequences, importance per time step;
+    - agreement between the methods (Spearman), the model-parameter randomisation test, and
+      for each explained sample its data support (is it near the training data?).
+
+    Writes ``attribution/attribution.json`` and PNG plots into the run directory; findings
+    ``attribution.sanity_failed``, ``attribution.methods_disagree``, ``attribution.incomplete``,
+    ``attribution.low_support`` and ``attribution.skipped``. It never stops training: a model
+    or batch it cannot attribute gives an ``attribution.skipped`` info finding instead.
+
+    Args:
+        dirpath: Run directory (``attribution/`` is made inside); default: the trainer's
+            ``default_root_dir``.
+        samples: Held-out samples explained (from the validation loader; the training loader
+            when there is none or its batches hold other inputs).
+        reference_samples: Training samples for baselines and data support.
+        n_steps: Integrated Gradients steps.
+        permutations: Permutations averaged per feature.
+        randomisations: Re-initialised model copies in the randomisation test (0: skip it).
+        occlusion_samples: Grid samples given occlusion heat maps.
+        budget_s: Seconds after which the remaining steps are skipped (and said so).
+        max_similarity: Randomisation test: the largest Spearman to a random copy's attributions.
+        margin: Randomisation test: how much further from random copies than they are from each
+            other the trained model's attributions must be.
+        min_agreement: Spearman below which two methods count as disagreeing.
+        max_completeness_error: IG completeness error above which an info finding is given.
+        seed: Seed of every random draw.
+        policy: ``record`` or ``strict`` (no rule here gives an error).
+
+    Logged keys: ``guardrail/attribution_s`` (seconds spent).
+
+    Example:
+        >>> import lightning.pytorch as pl, tempfile
+        >>> from lightning.pytorch.demos.boring_classes import BoringModel
+        >>> report = AttributionReport(dirpath=tempfile.mkdtemp(), randomisations=0)
+        >>> pl.Trainer(callbacks=[report], max_steps=2, logger=False, enable_progress_bar=False,
+        ...            enable_checkpointing=False, enable_model_summary=False).fit(BoringModel())
+        >>> len(report.result["ranking"]), report.result["ranking"][0][:3], sorted(report.files)
+        (32, 'x0[', ['attribution.json', 'global_importance.png'])
+
+    """
+
+    def __init__(self, dirpath: str | Path | None = None, samples: int = 64,
+                 reference_samples: int = 256, n_steps: int = 32, permutations: int = 3,
+                 randomisations: int = 2, occlusion_samples: int = 8, budget_s: float = 60.0,
+                 max_similarity: float = 0.5, margin: float = 0.05, min_agreement: float = 0.2,
+                 max_completeness_error: float = 0.05, seed: int = 0,
+                 policy: Policy = "record") -> None:
+        super().__init__(policy)
+        if samples < 2 or reference_samples < 2:
+            raise ConfigError(
+                f"AttributionReport: samples={samples} and reference_samples="
+                f"{reference_samples} must both be at least 2 (permutation needs a batch); "
+                "e.g. `guardrails.callbacks.attribution.samples=64`.")
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.samples, self.reference_samples = samples, reference_samples
+        self.settings = {"n_steps": n_steps, "permutations": permutations,
+                         "randomisations": randomisations, "occlusion_samples": occlusion_samples,
+                         "budget_s": budget_s, "seed": seed}
+        self.thresholds = {"max_similarity": max_similarity, "margin": margin,
+                           "min_agreement": min_agreement,
+                           "max_completeness_error": max_completeness_error}
+        self.result: dict[str, Any] | None = None
+        self.files: dict[str, str] = {}
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Explain the final model on rank zero; anything it cannot do becomes a finding."""
+        if not trainer.is_global_zero:
+            return
+        start = time.perf_counter()
+        was_training = pl_module.training
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                pl_module.eval()
+                self._explain(trainer, pl_module)
+        except Exception as err:  # never break the user's run over an explanation
+            self.emit(trainer, Finding(
+                "attribution.skipped", Severity.INFO,
+                f"The model could not be attributed: {type(err).__name__}: {err}.",
+                hint="Training and every other guardrail are unaffected; a module whose "
+                     "forward takes its batch's inputs as tensors can be attributed."))
+        finally:
+            pl_module.train(was_training)
+        self.log_metrics(trainer, {"guardrail/attribution_s": time.perf_counter() - start})
+
+    def _explain(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        datamodule = getattr(trainer, "datamodule", None)
+        train = trainer.train_dataloader
+        val = datamodule.val_dataloader() if datamodule is not None and \
+            trainer.val_dataloaders is not None else trainer.val_dataloaders
+        val = val[0] if isinstance(val, list | tuple) and val else val
+        reference, why = peek_rows(train, pl_module, self.reference_samples)
+        if reference is None:
+            self.emit(trainer, _skipped(f"no training samples to compare with: {why}"))
+            return
+        inputs, why = peek_rows(val, pl_module, self.samples) if val is not None \
+            else (None, "there is no validation loader")
+        if inputs is None or [x.dtype for x in inputs] != [x.dtype for x in reference] or \
+                [x.shape[1:] for x in inputs] != [x.shape[1:] for x in reference]:
+            inputs = tuple(x[: self.samples] for x in reference)
+            self.emit(trainer, _skipped(
+                f"validation samples ({why or 'their inputs differ from training inputs'}); "
+                "training samples are explained instead"))
+        device = pl_module.device
+        self.result, arrays = explain(
+            pl_module, [x.to(device) for x in inputs], [x.to(device) for x in reference],
+            names=getattr(pl_module, "feature_names", None),
+            task=str(getattr(pl_module, "task", "regression")), **self.settings)
+        if self.result.get("sanity"):
+            self.result["sanity"]["passed"] = sanity_passed(
+                self.result["sanity"], self.thresholds["max_similarity"],
+                self.thresholds["margin"])
+        for finding in attribution_findings(self.result, **self.thresholds):
+            self.emit(trainer, finding)
+        self._write(trainer, arrays)
+
+    def _write(self, trainer: Trainer, arrays: dict[str, Any]) -> None:
+        from guardrail.report.plots import attribution_plots
+
+        assert self.result is not None
+        folder = (self.dirpath or Path(trainer.default_root_dir)) / FOLDER
+        try:
+            plots = attribution_plots(folder, self.result, arrays)
+        except ImportError as err:
+            plots = {}
+            self.emit(trainer, _skipped(f"plots ({err}; `pip install matplotlib`)"))
+        self.result["plots"] = plots
+        write_json(folder / RESULT, self.result)
+        self.files = {RESULT: str(folder / RESULT),
+                      **{name: str(folder / name) for name in plots.values()}}
+
+
+def _skipped(what: str) -> Finding:
+    return Finding("attribution.skipped", Severity.INFO, f"Not attributed: {what}.",
+                   hint="The rest of the attribution report stands.")
