@@ -48,6 +48,29 @@ def peek_batches(loader: DataLoader, n: int) -> list[Any]:
         return list(itertools.islice(iter(loader), n))
 
 
+def peek_rows(loader: Any, pl_module: Any, n: int) -> tuple[tuple[Tensor, ...] | None, str]:
+    """The forward inputs of a fresh iterator's first ``n`` samples, or None and why not.
+
+    Every RNG is left as it was. Inputs must be tensors sharing one batch size.
+    """
+    if not peekable(loader):
+        return None, "the loader is not a map-style DataLoader"
+    parts, rows = [], 0
+    with isolate_rng(), _generators_kept(loader):
+        for batch in loader:
+            inputs = model_inputs(pl_module, batch)
+            if not inputs or not all(isinstance(x, Tensor) and x.ndim for x in inputs) or \
+                    len({x.shape[0] for x in inputs}) != 1:
+                return None, "its batches' forward inputs are not tensors of one batch size"
+            parts.append(inputs)
+            rows += len(inputs[0])
+            if rows >= n:
+                break
+    if not parts:
+        return None, "the loader is empty"
+    return tuple(torch.cat(column)[:n] for column in zip(*parts, strict=True)), ""
+
+
 def model_inputs(pl_module: Any, batch: Any) -> tuple[Any, ...] | None:
     """The forward inputs in ``batch``, or None when it cannot tell.
 
