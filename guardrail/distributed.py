@@ -1,20 +1,32 @@
 """Small helpers that make guardrails correct under DDP: gather, agree, write once.
 
-On a single process every helper is the identity, so callers need no special case.
+Every helper is a collective when a process group with more than one process exists (every
+rank must call it, at the same point), and the identity on a single process, so callers
+need no special case.
 
 Example:
     >>> gather_objects({"rank": 0})
     [{'rank': 0}]
+    >>> reduce_numbers({"samples_per_s": 10.0, "peak_mb": 3.0},
+    ...                {"samples_per_s": "sum", "peak_mb": "max"})
+    {'peak_mb': 3.0, 'samples_per_s': 10.0}
+    >>> on_rank_zero(lambda: "read once")
+    'read once'
 
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 import torch.distributed as dist
 
 T = TypeVar("T")
+Reduction = Literal["sum", "mean", "max", "min"]
+REDUCTIONS: dict[str, Callable[[list[float]], float]] = {
+    "sum": sum, "mean": lambda v: sum(v) / len(v), "max": max, "min": min,
+}
 
 
 def _initialized() -> bool:
@@ -33,3 +45,63 @@ def gather_objects(obj: T) -> list[T]:
 def global_rank() -> int:
     """Global rank of this process (0 without a process group)."""
     return dist.get_rank() if _initialized() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 without a process group)."""
+    return dist.get_world_size() if _initialized() else 1
+
+
+def reduce_numbers(values: Mapping[str, float], how: Mapping[str, Reduction]) -> dict[str, float]:
+    """Each value reduced across ranks by its reduction in ``how`` (``mean`` if unnamed).
+
+    A key that some rank lacks is reduced over the ranks that have it, so ranks that measured
+    different things (no GPU on one, say) never make this fail.
+    """
+    per_rank = gather_objects(dict(values))
+    keys = sorted({k for d in per_rank for k in d})
+    out = {}
+    for key in keys:
+        present = [float(d[key]) for d in per_rank if key in d and d[key] is not None]
+        if present:
+            out[key] = REDUCTIONS[how.get(key, "mean")](present)
+    return out
+
+
+def mean_across_ranks(values: list[float]) -> list[float]:
+    """The element-wise mean of ``values`` over ranks (a collective).
+
+    Ranks holding lists of different lengths (uneven data without a DistributedSampler) keep
+    their own values: a wrong average would be worse than a local one.
+
+    Example:
+        >>> mean_across_ranks([1.0, 3.0])
+        [1.0, 3.0]
+
+    """
+    per_rank = gather_objects(list(values))
+    if len(per_rank) == 1 or len({len(v) for v in per_rank}) != 1:
+        return list(values)
+    return [sum(column) / len(column) for column in zip(*per_rank, strict=True)]
+
+
+def on_rank_zero(fn: Callable[[], T]) -> T:
+    """``fn()`` run on global rank zero only; its result, or its error, on every rank.
+
+    For reading a file that only rank zero should read (the config lock): every rank sees the
+    same value, and an error on rank zero is raised on every rank instead of leaving the others
+    waiting in the next collective.
+    """
+    if not _initialized():
+        return fn()
+    box: list[Any] = [None]
+    if dist.get_rank() == 0:
+        try:
+            box[0] = ("ok", fn())
+        except Exception as err:  # re-raised below, on every rank
+            box[0] = ("error", err)
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise value
+    return value

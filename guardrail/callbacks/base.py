@@ -3,7 +3,7 @@
 It stamps findings with step, epoch and rank, keeps them in ``.findings`` (resumable through
 ``state_dict``), and applies the policy: under ``strict`` an ``error`` finding stops training
 on every rank at once (the decision is agreed with ``reduce_boolean_decision``, so no rank
-raises alone and leaves the others hanging).
+raises alone and leaves the others hanging), and every rank raises for the same finding.
 
 Example:
     >>> from guardrail.findings import Finding
@@ -90,17 +90,18 @@ class GuardrailCallback(Callback):
     def enforce(self, trainer: Trainer) -> None:
         """Stop training on every rank if any rank holds a strict ``error`` finding.
 
-        A collective under DDP: call it from a hook that every rank runs.
+        A collective under DDP: call it from a hook that every rank runs. The pending findings
+        of all ranks are gathered, so every rank raises the same error for the lowest rank's
+        finding, and rank zero (which writes the report) records a finding that only another
+        rank made, attributed to that rank.
         """
-        stop = trainer.strategy.reduce_boolean_decision(self._pending is not None, all=False)
-        if not stop:
-            return
-        finding, self._pending = self._pending, None
-        if finding is None:
-            raise GuardrailError(
-                f"guardrail stopped training: {type(self).__name__} found an error on another "
-                "rank; its finding is in that rank's output and in findings.jsonl."
-            )
+        if not trainer.strategy.reduce_boolean_decision(self._pending is not None, all=False):
+            return  # the healthy path: one boolean collective, no pickling
+        pending = [f for f in gather_objects(self._pending) if f is not None]
+        finding = min(pending, key=lambda f: f.rank)
+        self._pending = None
+        if finding not in self.findings:
+            self.findings.append(finding)
         raise GuardrailError.from_finding(finding)
 
     def state_dict(self) -> dict[str, Any]:
