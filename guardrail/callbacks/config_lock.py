@@ -9,7 +9,13 @@ from typing import Any, Literal
 from lightning.pytorch import LightningModule, Trainer
 
 from guardrail.callbacks.base import GuardrailCallback
-from guardrail.checks.config_lock import diff_settings, lock_finding, split_by_overrides
+from guardrail.checks.config_lock import (
+    diff_settings,
+    distributed_sampler_findings,
+    lock_finding,
+    split_by_overrides,
+)
+from guardrail.distributed import on_rank_zero
 from guardrail.effective import Scalar, run_settings
 from guardrail.errors import ConfigError
 from guardrail.findings import Finding, Severity
@@ -32,6 +38,12 @@ class ConfigLock(GuardrailCallback):
     deliberate experiments: allowed, and recorded as ``config.override``. Resuming a
     checkpoint trained under a different lock is refused the same way. Without a lock file,
     one is written (``config.lock_created``): review and commit it.
+
+    Under DDP rank zero reads the lock and every rank judges the same lock. The
+    DistributedSampler Lightning swaps in is no change where it shuffles as the locked sampler
+    did (``config.distributed_sampler``, info); where it turns shuffling on for a loader
+    locked without it (Lightning issue #10170), ``config.distributed_shuffle`` warns and the
+    change is judged like any other.
 
     Config keys are only locked inside a Hydra app; a plain Lightning project locks the
     effective settings, under the module's class name.
@@ -75,7 +87,7 @@ class ConfigLock(GuardrailCallback):
         if self.mode == "off" or stage != "fit":
             return
         self._read_hydra(pl_module)
-        lock = read_lock(self.path)
+        lock = self._read_lock()
         if lock is not None and self.config is not None:
             refused = diff_settings(lock["config"], self.config, "config")
             self._judge(trainer, refused, [])
@@ -86,7 +98,7 @@ class ConfigLock(GuardrailCallback):
             return
         effective = run_settings(trainer, pl_module)
         config = self.config or {}
-        lock = read_lock(self.path)
+        lock = self._read_lock()
         if lock is None:
             if trainer.is_global_zero:
                 write_lock(self.path, self.lock_name, config, effective)
@@ -98,6 +110,9 @@ class ConfigLock(GuardrailCallback):
             self.locked_hash = lock_hash(config, effective)
         else:
             changes = diff_settings(lock["effective"], effective, "effective")
+            changes, notes = distributed_sampler_findings(changes, lock["effective"], effective)
+            for note in notes:
+                self.emit(trainer, note)
             refused, allowed = split_by_overrides(changes, self.overrides)
             if self._resumed_hash and self._resumed_hash != lock_hash(lock["config"],
                                                                       lock["effective"]):
@@ -113,6 +128,11 @@ class ConfigLock(GuardrailCallback):
         """Remember the checkpoint's lock hash, compared at ``on_train_start``."""
         super().load_state_dict(state_dict)
         self._resumed_hash = state_dict.get("lock_hash")
+
+    def _read_lock(self) -> dict[str, Any] | None:
+        # Rank zero reads, every rank gets its answer (or its error): ranks never disagree
+        # on whether a lock exists, so the collective in `enforce` is reached by all or none.
+        return on_rank_zero(lambda: read_lock(self.path))
 
     @property
     def lock_name(self) -> str:

@@ -112,3 +112,75 @@ def lock_finding(refused: Sequence[Change], lock_name: str, approve: str) -> Fin
              "otherwise undo the edit. To try it once, pass it as an override on the command "
              "line instead.",
     )
+
+
+_SINGLE = {"RandomSampler": True, "SequentialSampler": False}
+DISTRIBUTED = "DistributedSampler"
+
+
+def distributed_sampler_findings(
+    changes: Sequence[Change], locked: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[list[Change], list[Finding]]:
+    """Tell Lightning's DDP sampler swap from a real change of the data order.
+
+    Under DDP Lightning replaces each dataloader's sampler with a ``DistributedSampler``
+    (every rank reads its own share). Where it shuffles exactly as the locked single-process
+    sampler did (``RandomSampler`` / ``SequentialSampler``, or the other way round), the
+    sampler change is dropped and one ``config.distributed_sampler`` info says so. Where the
+    locked loader did not shuffle but the distributed one does (Lightning forces shuffling of
+    the training data, Lightning issue #10170), the changes stay and a
+    ``config.distributed_shuffle`` warning explains them.
+
+    Returns:
+        The remaining changes and the findings.
+
+    Example:
+        >>> locked = {"train_dataloader.sampler": "SequentialSampler",
+        ...           "train_dataloader.shuffle": False}
+        >>> now = {"train_dataloader.sampler": "DistributedSampler",
+        ...        "train_dataloader.shuffle": True}
+        >>> rest, found = distributed_sampler_findings(
+        ...     diff_settings(locked, now, "effective"), locked, now)
+        >>> [c.key for c in rest], [f.check for f in found]
+        (['train_dataloader.sampler', 'train_dataloader.shuffle'], ['config.distributed_shuffle'])
+        >>> locked["train_dataloader.shuffle"] = True
+        >>> locked["train_dataloader.sampler"] = "RandomSampler"
+        >>> distributed_sampler_findings(diff_settings(locked, now, "effective"), locked, now)[0]
+        []
+
+    """
+    kept: list[Change] = []
+    swapped: list[str] = []
+    forced: list[str] = []
+    for change in changes:
+        if not change.key.endswith(".sampler") or DISTRIBUTED not in (change.old, change.new):
+            kept.append(change)
+            continue
+        loader = change.key.removesuffix(".sampler")
+        single = change.new if change.old == DISTRIBUTED else change.old
+        old_shuffle = locked.get(f"{loader}.shuffle", _SINGLE.get(str(single)))
+        new_shuffle = current.get(f"{loader}.shuffle")
+        if single in _SINGLE and old_shuffle == new_shuffle:
+            swapped.append(loader)
+            continue
+        kept.append(change)
+        if change.new == DISTRIBUTED and old_shuffle is False and new_shuffle is True:
+            forced.append(loader)
+    findings = []
+    if swapped:
+        findings.append(Finding(
+            "config.distributed_sampler", Severity.INFO,
+            f"DDP replaced the sampler of {', '.join(swapped)} with a DistributedSampler that "
+            "shuffles as the locked one did; each rank reads its own share of the data.",
+            where=f"{swapped[0]}.sampler", evidence={"loaders": swapped},
+            hint="Nothing to do; the data-order fingerprint in manifest.json covers all ranks."))
+    if forced:
+        findings.append(Finding(
+            "config.distributed_shuffle", Severity.WARNING,
+            f"Under DDP, Lightning's DistributedSampler shuffles {', '.join(forced)} although "
+            "the locked loader did not shuffle (Lightning issue #10170): the training order "
+            "changed.", where=f"{forced[0]}.shuffle", evidence={"loaders": forced},
+            hint="To keep the order, set `trainer.use_distributed_sampler=false` and give the "
+                 "loader a DistributedSampler(dataset, shuffle=False) yourself; if shuffling is "
+                 "intended, approve the lock."))
+    return kept, findings
