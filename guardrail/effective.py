@@ -77,6 +77,28 @@ def sampler_kind(loader: DataLoader) -> tuple[str, bool | None]:
     return type(sampler).__name__, shuffle if isinstance(shuffle, bool) else None
 
 
+def sampler_record(loader: Any) -> dict[str, Scalar]:
+    """What decides a loader's order: the sampler, and a DistributedSampler's partitioning.
+
+    Example:
+        >>> from torch.utils.data import DistributedSampler
+        >>> data = list(range(10))
+        >>> sampler = DistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=7)
+        >>> sampler_record(DataLoader(data, sampler=sampler))["num_replicas"]
+        2
+
+    """
+    if not isinstance(loader, DataLoader):
+        return {"sampler": type(loader).__name__}
+    kind, shuffle = sampler_kind(loader)
+    out: dict[str, Scalar] = {"sampler": kind, "shuffle": shuffle}
+    sampler = loader.sampler
+    if isinstance(sampler, DistributedSampler):
+        out.update(num_replicas=sampler.num_replicas, seed=sampler.seed,
+                   drop_last=sampler.drop_last)
+    return out
+
+
 def dataloader_settings(loader: Any, name: str) -> dict[str, Scalar]:
     """Sampler kind, batch size and drop_last of one dataloader, keyed ``<name>_dataloader.*``."""
     if not isinstance(loader, DataLoader):

@@ -12,7 +12,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from omegaconf import OmegaConf
 
 from guardrail.callbacks.base import best_effort
-from guardrail.effective import run_settings
+from guardrail.distributed import gather_objects
+from guardrail.effective import run_settings, sampler_record
 from guardrail.environment import determinism_settings, hardware, platform_info, source_info
 from guardrail.fingerprint import OrderFingerprint, dataset_fingerprint, file_hash, state_hash
 from guardrail.fingerprint import tensor_hash as config_hash
@@ -31,6 +32,8 @@ class RunManifest(Callback):
     hashes. Data fingerprints: per split an order-independent content hash over every sample,
     the count and the schema; and a data-order hash over the first ``order_batches`` batches
     of each epoch, so a shuffle change shows as an order change while content stays equal.
+    Under DDP the order hash covers every rank's batches (gathered when fitting ends) and the
+    train sampler is recorded (a ``DistributedSampler``: replicas, shuffle, seed, drop_last).
     Model state: initial-weights hash, parameter count, a parameter-hash trajectory after the
     optimiser steps in ``trajectory_steps``, the final weights' and checkpoint's hashes.
     Uncommitted source changes are stored next to it as ``source.patch``.
@@ -71,6 +74,8 @@ class RunManifest(Callback):
         self.fingerprint_data = fingerprint_data
         self.manifest: dict[str, Any] = {}
         self.trajectory: list[dict[str, Any]] = []
+        self._ranks_order: list[dict[int, str]] | None = None
+        self._sampler: dict[str, Any] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Collect what is known before training: environment, source, configuration."""
@@ -93,6 +98,7 @@ class RunManifest(Callback):
         """Fingerprint the train and validation data and the initial weights; first write."""
         self.manifest["determinism"] = determinism_settings()
         self.manifest["configuration"]["effective"] = run_settings(trainer, pl_module)
+        self._sampler = sampler_record(trainer.train_dataloader)
         if self.fingerprint_data and trainer.is_global_zero:
             self._fingerprint(trainer.train_dataloader, "train")
             self._fingerprint(trainer.val_dataloaders, "val")
@@ -113,12 +119,16 @@ class RunManifest(Callback):
                            batch: Any, batch_idx: int) -> None:
         """Hash the parameters after the fixed trajectory steps."""
         step = trainer.global_step
+        if not trainer.is_global_zero:
+            return  # DDP keeps the weights equal on every rank; rank zero hashes them
         if step in self.trajectory_steps and (not self.trajectory
                                               or self.trajectory[-1]["step"] != step):
             self.trajectory.append({"step": step, "hash": state_hash(pl_module)})
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Final weights and checkpoint hashes; status ``completed``."""
+        # A collective under DDP (every rank runs on_fit_end): each rank saw its own batches.
+        self._ranks_order = gather_objects(dict(self.order.per_epoch))
         self._finish(trainer, pl_module, "interrupted" if trainer.interrupted else "completed")
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -184,14 +194,29 @@ class RunManifest(Callback):
     def _write(self, trainer: Trainer) -> None:
         if not trainer.is_global_zero or self.dirpath is None:
             return
-        self.manifest["data"]["order"] = {"batches": self.order.batches,
-                                          "per_epoch": self.order.per_epoch,
-                                          "digest": self.order.digest()}
+        self.manifest["data"]["order"] = self._order()
         source = dict(self.manifest["source"])
         if source.get("patch"):
             write_text(self.dirpath / PATCH, source["patch"])
             source["patch"] = {"file": PATCH, "hash": config_hash(source["patch"])}
         write_json(self.dirpath / MANIFEST, {**self.manifest, "source": source})
+
+
+    def _order(self) -> dict[str, Any]:
+        """The data-order fingerprint; under DDP one hash over every rank's, per epoch."""
+        order: dict[str, Any] = {"batches": self.order.batches, "sampler": self._sampler}
+        ranks = self._ranks_order
+        if not ranks or len(ranks) == 1:
+            return {**order, "per_epoch": self.order.per_epoch, "digest": self.order.digest()}
+        epochs = sorted({e for r in ranks for e in r})
+        per_epoch = {e: config_hash([r.get(e) for r in ranks]) for e in epochs}
+        return {**order, "ranks": len(ranks), "per_epoch": per_epoch,
+                "per_rank": [self._rank_digest(r) for r in ranks],
+                "digest": config_hash([per_epoch[e] for e in epochs])}
+
+    @staticmethod
+    def _rank_digest(per_epoch: dict[int, str]) -> str:
+        return config_hash([per_epoch[e] for e in sorted(per_epoch)])
 
 
 def _source_file(obj: Any) -> str | None:
