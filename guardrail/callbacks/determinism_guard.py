@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
 from torch.utils.data import DataLoader
 
 from guardrail.batches import no_logging, peek_batches, peekable
@@ -33,8 +34,11 @@ class DeterminismGuard(GuardrailCallback):
     bitwise after every step; on a mismatch, replay again hashing every module's output, so
     that the ``determinism.mismatch`` error names the first module that diverged and the step.
     A healthy run pays about 2K steps; the model, optimiser and RNG are restored afterwards.
-    Manual optimisation, several optimisers and iterable datasets are skipped with an
-    ``info`` finding.
+    Under DDP every rank replays its own first batches on its local module (gradients are
+    not synchronised during the replay, so the ranks never wait for each other) and the run
+    counts as verified when every rank agrees; a mismatch names the rank that saw it.
+    Manual optimisation, several optimisers, iterable datasets and sharding strategies (FSDP,
+    DeepSpeed) are skipped with an ``info`` finding.
 
     Also reported: a user ``worker_init_fn`` (it replaces Lightning's worker seeding) with
     workers, and settings that defeat determinism while enforcement is off.
@@ -141,14 +145,20 @@ class DeterminismGuard(GuardrailCallback):
                     run_a, run_b = located
         self.replay_seconds = time.perf_counter() - start
         finding = compare_replays(run_a, run_b)
-        self.verified = finding is None
         if finding is not None:
             self.emit(trainer, finding)
+        # Under DDP each rank replays its own batches; the run is verified when all agree.
+        self.verified = bool(trainer.strategy.reduce_boolean_decision(finding is None, all=True))
         self.log_metrics(trainer, {"guardrail/determinism_verified": float(self.verified),
                                    "guardrail/determinism_replay_s": self.replay_seconds})
 
 
 def _cannot_replay(trainer: Trainer, pl_module: LightningModule, loader: Any) -> str | None:
+    strategy = trainer.strategy
+    if isinstance(strategy, DeepSpeedStrategy) or \
+            not isinstance(strategy, SingleDeviceStrategy | DDPStrategy):
+        return (f"the {type(strategy).__name__} strategy shards the parameters, and the "
+                "replay needs each rank's full model")
     if not pl_module.automatic_optimization:
         return "the module uses manual optimisation"
     if len(trainer.optimizers) != 1:
