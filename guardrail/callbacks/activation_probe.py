@@ -14,9 +14,11 @@ from guardrail.batches import no_logging
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.activations import (
     dead_unit_findings,
+    merge_ranks,
     nonfinite_finding,
     saturation_findings,
 )
+from guardrail.distributed import gather_objects
 from guardrail.shapes import first_tensor
 
 _RELUS = (nn.ReLU, nn.ReLU6)
@@ -46,7 +48,10 @@ class ActivationProbe(GuardrailCallback):
     registered on ``nn.ReLU``/``nn.ReLU6`` and ``nn.Sigmoid``/``nn.Tanh`` modules for that
     step only; the fraction of units never positive over the batch (dims other than the
     batch and the unit dimension 1 are pooled) and the fraction of saturated outputs are
-    reduced on the device and read once. Hooks are always removed, also on exceptions.
+    reduced on the device and read once. Under DDP the sampled statistics are gathered from
+    every rank: a unit counts as dead only if it was dead on every rank's batch. A NaN is
+    localised on the rank that met it and reported with that rank. Hooks are always removed,
+    also on exceptions.
 
     Args:
         policy: ``record`` or ``strict``.
@@ -85,6 +90,7 @@ class ActivationProbe(GuardrailCallback):
         self._batch: Any = None
         self._batch_idx = 0
         self._stats: dict[str, dict[str, Tensor]] = {}
+        self._sampling = False
         self._handles: list[Any] = []
         self._nonfinite_seen = False
         self._seen = 0
@@ -93,7 +99,8 @@ class ActivationProbe(GuardrailCallback):
                              batch_idx: int) -> None:
         """Keep a reference to the batch; on sampled steps, hook the activations."""
         self._batch, self._batch_idx = batch, batch_idx
-        if trainer.global_step % self.every_n_steps == 0:
+        self._sampling = trainer.global_step % self.every_n_steps == 0  # alike on every rank
+        if self._sampling:
             self._hook(pl_module)
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule,
@@ -110,13 +117,15 @@ class ActivationProbe(GuardrailCallback):
         """Read the sampled statistics (one transfer), judge them, agree on stopping."""
         self._batch = None
         self._remove_hooks()
-        if self._stats:
-            for key, target in (("dead", self.dead), ("saturated", self.saturated)):
-                stats = self._stats.get(key, {})
-                if stats:
-                    target.append(dict(zip(stats, torch.stack(list(stats.values())).tolist(),
-                                           strict=True)))
+        if self._sampling:
+            self._sampling = False
+            # One transfer of this rank's statistics, then a gather (a collective on the
+            # sampled steps, which every rank shares): a unit is dead only if dead everywhere.
+            merged = merge_ranks(gather_objects(self._read_stats()))
             self._stats = {}
+            for key, target in (("dead", self.dead), ("saturated", self.saturated)):
+                if merged[key]:
+                    target.append(merged[key])
             self.emit_once(trainer, dead_unit_findings(self.dead))
             self.emit_once(trainer, saturation_findings(self.saturated))
         self._seen += 1
@@ -146,14 +155,29 @@ class ActivationProbe(GuardrailCallback):
         if not isinstance(out, Tensor) or out.ndim < 2 or out.shape[0] < 2:
             return
         units = out.detach().transpose(0, 1).reshape(out.shape[1], -1)  # [units, batch * ...]
-        alive = (units > 0).any(dim=1)
-        self._stats.setdefault("dead", {})[name] = 1.0 - alive.float().mean()
+        alive = (units > 0).any(dim=1).float()
+        kept = self._stats.setdefault("alive", {})
+        kept[name] = torch.maximum(kept[name], alive) if name in kept else alive
 
     def _saturation(self, name: str, out: Any, bounds: tuple[float, float]) -> None:
         if isinstance(out, Tensor) and out.numel():
             o = out.detach()
             self._stats.setdefault("saturated", {})[name] = \
-                ((o <= bounds[0]) | (o >= bounds[1])).float().mean()
+                ((o <= bounds[0]) | (o >= bounds[1])).float().mean().reshape(1)
+
+    def _read_stats(self) -> dict[str, dict[str, list[float]]]:
+        """The sampled statistics of this rank, on the host, in one transfer."""
+        names = [(key, name) for key, stats in self._stats.items() for name in stats]
+        if not names:
+            return {}
+        flat = torch.cat([self._stats[k][n].float().reshape(-1) for k, n in names]).tolist()
+        out: dict[str, dict[str, list[float]]] = {}
+        start = 0
+        for key, name in names:
+            size = self._stats[key][name].numel()
+            out.setdefault(key, {})[name] = flat[start:start + size]
+            start += size
+        return out
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -167,9 +191,17 @@ class ActivationProbe(GuardrailCallback):
         if not _all_finite(batch):
             return nonfinite_finding([], step, inputs_finite=False)
         calls: list[tuple[str, bool, bool]] = []
-        with _replay_hooks(pl_module, calls), no_logging(pl_module), torch.no_grad(), \
-                contextlib.suppress(Exception):
-            pl_module.training_step(batch, self._batch_idx)
+        # Only this rank replays: SyncBatchNorm must not wait for the others (eval: no sync).
+        synced = [m for m in pl_module.modules() if isinstance(m, nn.SyncBatchNorm) and m.training]
+        try:
+            for m in synced:
+                m.eval()
+            with _replay_hooks(pl_module, calls), no_logging(pl_module), torch.no_grad(), \
+                    contextlib.suppress(Exception):
+                pl_module.training_step(batch, self._batch_idx)
+        finally:
+            for m in synced:
+                m.train()
         return nonfinite_finding(calls, step)
 
 

@@ -16,6 +16,7 @@ from guardrail.checks.loss import (
     oscillation_findings,
     plateau_findings,
 )
+from guardrail.distributed import mean_across_ranks
 
 
 class LossProbe(GuardrailCallback):
@@ -26,7 +27,9 @@ class LossProbe(GuardrailCallback):
     magnitude above its best), ``loss.plateau`` (no improvement since the first epoch while
     the loss sits near a constant prediction's) and ``loss.oscillation`` (large up-and-down
     swings between epochs). Step losses stay on the device and are read once per epoch; each
-    check fires at most once per run. The expected and trivial losses need a
+    check fires at most once per run. Under DDP the step and validation losses are averaged
+    over ranks (one gather per epoch) before they are judged, so every rank judges the loss
+    DDP optimises. The expected and trivial losses need a
     ``GuardrailModule`` (its ``task`` and ``compute_loss``); on other modules the checks that
     need them are skipped.
 
@@ -88,15 +91,21 @@ class LossProbe(GuardrailCallback):
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """The epoch's validation loss, if the module logs ``val/loss``."""
+        if trainer.sanity_checking:
+            return
         value = trainer.callback_metrics.get("val/loss")
-        if value is not None and not trainer.sanity_checking:
-            self.val_epochs.append(float(value))
+        # The mean over ranks (a collective): each rank validated its own share.
+        reduced = mean_across_ranks([] if value is None else [float(value)])
+        if reduced:
+            self.val_epochs.append(reduced[0])
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Read the epoch's step losses (one host sync) and run the checks."""
-        if self._buffer:
-            losses = torch.stack(self._buffer).float().tolist()
-            self._buffer = []
+        # The mean over ranks, step by step (a collective): the loss DDP optimises.
+        losses = mean_across_ranks(torch.stack(self._buffer).float().tolist()
+                                   if self._buffer else [])
+        self._buffer = []
+        if losses:
             first_epoch = not self.step_losses
             self.step_losses += losses
             self.train_epochs.append(sum(losses) / len(losses))

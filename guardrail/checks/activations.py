@@ -94,3 +94,34 @@ def saturation_findings(samples: Sequence[Mapping[str, float]], threshold: float
         hint="Normalise the layer's inputs, lower the init scale or learning rate, or use a "
              "non-saturating activation.")
         for name in recent[-1] if all(s.get(name, 0.0) > threshold for s in recent)]
+
+
+def merge_ranks(per_rank: Sequence[Mapping[str, Mapping[str, Sequence[float]]]]
+                ) -> dict[str, dict[str, float]]:
+    """One sampled step's statistics of every rank as the fractions the rules judge.
+
+    Each rank reports ``{"alive": {layer: [0/1 per unit]}, "saturated": {layer: [fraction]}}``:
+    a unit is dead only if it was never positive on any rank's batch, and a layer's saturated
+    share is the mean over the ranks that ran it.
+
+    Example:
+        >>> rank0 = {"alive": {"relu": [1.0, 0.0, 0.0]}, "saturated": {"tanh": [0.2]}}
+        >>> rank1 = {"alive": {"relu": [0.0, 1.0, 0.0]}, "saturated": {"tanh": [0.4]}}
+        >>> out = merge_ranks([rank0, rank1])
+        >>> round(out["dead"]["relu"], 3), round(out["saturated"]["tanh"], 3)
+        (0.333, 0.3)
+
+    """
+    alive: dict[str, list[float]] = {}
+    saturated: dict[str, list[float]] = {}
+    for stats in per_rank:
+        for name, units in stats.get("alive", {}).items():
+            seen = alive.setdefault(name, [0.0] * len(units))
+            if len(seen) == len(units):
+                alive[name] = [max(a, b) for a, b in zip(seen, units, strict=True)]
+        for name, value in stats.get("saturated", {}).items():
+            saturated.setdefault(name, []).extend(value)
+    return {
+        "dead": {n: 1.0 - sum(u) / len(u) for n, u in alive.items() if u},
+        "saturated": {n: sum(v) / len(v) for n, v in saturated.items() if v},
+    }
