@@ -183,8 +183,10 @@ class GuardrailModule(pl.LightningModule):
         preds = self(*inputs)
         loss = self.compute_loss(preds, target)
         batch_size = _batch_size(inputs)
+        # sync_dist: under DDP the logged loss is the mean over ranks, not rank zero's share
+        # (one scalar all-reduce; torchmetrics metrics below sync themselves).
         self.log(f"{stage}/loss", loss, prog_bar=stage != "test", batch_size=batch_size,
-                 on_step=stage == "train", on_epoch=True)
+                 on_step=stage == "train", on_epoch=True, sync_dist=True)
         metrics = self.metrics[f"{stage}_metrics"]
         if len(metrics):
             self.update_metrics(metrics, preds, target)

@@ -306,7 +306,7 @@ class HybridRecommenderModule(GuardrailModule):
         scores = self(users, torch.cat([pos[:, None], self.sampleable[draw]], 1))  # [B, 1+neg]
         loss = F.softplus(scores[:, 1:] - scores[:, :1]).mean()
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
-                 batch_size=len(users))
+                 batch_size=len(users), sync_dist=True)
         return loss
 
     def compute_loss(self, preds: Tensor, target: dict[str, Tensor]) -> Tensor:
