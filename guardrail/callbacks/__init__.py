@@ -21,6 +21,7 @@ from guardrail.callbacks.data_probe import DataProbe
 from guardrail.callbacks.determinism_guard import DeterminismGuard
 from guardrail.callbacks.gradient_probe import GradientProbe
 from guardrail.callbacks.loss_probe import LossProbe
+from guardrail.callbacks.resource_monitor import ResourceMonitor
 from guardrail.callbacks.run_manifest import RunManifest
 from guardrail.callbacks.run_report import RunReport
 
@@ -35,6 +36,7 @@ __all__ = [
     "GradientProbe",
     "GuardrailCallback",
     "LossProbe",
+    "ResourceMonitor",
     "RunManifest",
     "RunReport",
     "collect_findings",
@@ -54,9 +56,11 @@ def default_callbacks(policy: Policy = "record") -> list[Callback]:
     Example:
         >>> [type(cb).__name__ for cb in default_callbacks()]  # doctest: +NORMALIZE_WHITESPACE
         ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'ActivationProbe',
-         'GradientProbe', 'LossProbe', 'BaselineCheck', 'AttributionReport', 'RunReport']
+         'GradientProbe', 'LossProbe', 'BaselineCheck', 'AttributionReport', 'ResourceMonitor',
+         'RunReport']
     """
     return [RunManifest(), DeterminismGuard(policy=policy), ArchitectureCheck(policy=policy),
             DataProbe(policy=policy), ActivationProbe(policy=policy),
             GradientProbe(policy=policy), LossProbe(policy=policy),
-            BaselineCheck(policy=policy), AttributionReport(policy=policy), RunReport()]
+            BaselineCheck(policy=policy), AttributionReport(policy=policy), ResourceMonitor(),
+            RunReport()]

@@ -10,6 +10,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
 from guardrail.callbacks.base import best_effort, collect_findings
+from guardrail.callbacks.resource_monitor import ResourceMonitor
 from guardrail.findings import Finding
 from guardrail.report.run import write_run_files
 
@@ -96,11 +97,11 @@ class RunReport(Callback):
         findings += extra_findings or []
         if trainer is not None and not trainer.is_global_zero:
             return
-        self._write(status, error, findings, _baselines(trainer))
+        self._write(status, error, findings, _baselines(trainer), _resources(trainer))
 
     @rank_zero_only
     def _write(self, status: str, error: str | None, findings: list[Finding],
-               baselines: dict[str, Any]) -> None:
+               baselines: dict[str, Any], resources: dict[str, Any] | None = None) -> None:
         if self.dirpath is None:
             return
         report = {
@@ -112,6 +113,7 @@ class RunReport(Callback):
             "metrics": self.metrics,
             "baselines": baselines or self.report.get("baselines", {}),
             "history": self.history,
+            "resources": resources or self.report.get("resources"),
         }
         self.report = write_run_files(self.dirpath, report, findings, html=self.html)
 
@@ -140,6 +142,12 @@ def _split_metrics(callback_metrics: dict[str, Any]) -> dict[str, dict[str, floa
 def _baselines(trainer: Trainer | None) -> dict[str, Any]:
     method = getattr(getattr(trainer, "datamodule", None), "baselines", None)
     return dict(method()) if callable(method) else {}
+
+
+def _resources(trainer: Trainer | None) -> dict[str, Any] | None:
+    """The ResourceMonitor's summary (all ranks), if the trainer has one."""
+    monitors = [cb for cb in getattr(trainer, "callbacks", []) if isinstance(cb, ResourceMonitor)]
+    return monitors[0].summary() if monitors else None
 
 
 def _now() -> str:
