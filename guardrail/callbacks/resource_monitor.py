@@ -194,15 +194,6 @@ class ResourceMonitor(GuardrailCallback):
             return dict(self._summary)
         return summarise([{"timing": dataclasses.asdict(self.timing), **self.memory}])
 
-    def state_dict(self) -> dict[str, Any]:
-        """Findings and the step timing so far."""
-        return {**super().state_dict(), "timing": dataclasses.asdict(self.timing)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore findings and timing; tolerant of checkpoints without them."""
-        super().load_state_dict(state_dict)
-        self.timing = StepTiming(**state_dict.get("timing", {}))
-
     def _restart(self) -> None:
         self._last_end = time.perf_counter()
         self._ready = self._cuda is None  # on a GPU the device may still be busy
