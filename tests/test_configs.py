@@ -5,6 +5,7 @@ import inspect
 import hydra
 import lightning.pytorch as pl
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf, open_dict
 
@@ -49,6 +50,39 @@ def test_recipe_instantiates_data_network_module_and_callbacks(recipe, tmp_path)
 def test_cpu_trainers_instantiate(trainer, tmp_path):
     cfg = composed(f"trainer={trainer}")
     assert isinstance(hydra.utils.instantiate(cfg.trainer, default_root_dir=tmp_path), pl.Trainer)
+
+
+GPU_TRAINERS = {"gpu": "SingleDeviceStrategy", "ddp": "DDPStrategy", "fsdp": "FSDPStrategy"}
+
+
+@pytest.mark.parametrize("trainer", sorted(GPU_TRAINERS))
+def test_gpu_trainers_instantiate_their_strategy(trainer, tmp_path):
+    """On a CUDA machine the whole trainer; elsewhere everything but the accelerator."""
+    cfg = composed(f"trainer={trainer}")
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    if torch.cuda.is_available():
+        built = hydra.utils.instantiate(cfg.trainer, default_root_dir=tmp_path)
+        assert type(built.strategy).__name__ == GPU_TRAINERS[trainer]
+        return
+    if trainer == "fsdp":  # Lightning refuses FSDP on a CPU: build the strategy alone
+        strategy = hydra.utils.instantiate(cfg.trainer.strategy)
+        assert type(strategy).__name__ == "FSDPStrategy"
+        return
+    with open_dict(cfg):
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.devices = 2 if trainer == "ddp" else 1
+    built = hydra.utils.instantiate(cfg.trainer, default_root_dir=tmp_path)
+    assert type(built.strategy).__name__ == GPU_TRAINERS[trainer]
+
+
+def test_multi_node_launch_is_documented_where_the_configs_are():
+    from pathlib import Path
+
+    import guardrail.configs
+
+    ddp = (Path(guardrail.configs.__file__).parent / "trainer" / "ddp.yaml").read_text()
+    for needed in ("torchrun", "--nnodes", "srun", "trainer.num_nodes", "hydra.run.dir"):
+        assert needed in ddp, needed
 
 
 @pytest.mark.parametrize("trainer", group_options("trainer"))

@@ -57,7 +57,7 @@ def test_unknown_config_key_is_named_with_a_suggestion():
 
 def test_unknown_group_option_lists_the_options():
     message = check_argv(["trainer=tpu"])
-    assert message == ("Unknown trainer 'tpu'; available: cpu, ddp, ddp_cpu, gpu. "
+    assert message == ("Unknown trainer 'tpu'; available: cpu, ddp, ddp_cpu, fsdp, gpu. "
                        "Choose one with `trainer=cpu`.")
 
 
