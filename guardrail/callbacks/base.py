@@ -109,8 +109,19 @@ class GuardrailCallback(Callback):
         return {"findings": [f.to_dict() for f in self.findings]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore findings; tolerant of checkpoints written before a field existed."""
-        self.findings = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
+        """Restore findings, keeping those made since the checkpoint was written.
+
+        Testing the best checkpoint after fit restores its (earlier) state into callbacks
+        that saw the whole run: findings made after it, or after fit, must survive. Tolerant
+        of checkpoints written before a field existed.
+        """
+        restored = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
+        known = {_identity(f) for f in restored}
+        self.findings = restored + [f for f in self.findings if _identity(f) not in known]
+
+
+def _identity(f: Finding) -> tuple[Any, ...]:
+    return (f.check, f.where, f.message, f.step, f.epoch, f.rank)
 
 
 def collect_findings(trainer: Trainer, gather: bool = True) -> list[Finding]:
