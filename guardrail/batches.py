@@ -48,27 +48,41 @@ def peek_batches(loader: DataLoader, n: int) -> list[Any]:
         return list(itertools.islice(iter(loader), n))
 
 
-def peek_rows(loader: Any, pl_module: Any, n: int) -> tuple[tuple[Tensor, ...] | None, str]:
-    """The forward inputs of a fresh iterator's first ``n`` samples, or None and why not.
+def peek_rows(loader: Any, pl_module: Any, n: int) -> tuple[tuple[Tensor, ...] | None, Any, str]:
+    """The forward inputs and targets of a fresh iterator's first ``n`` samples.
 
-    Every RNG is left as it was. Inputs must be tensors sharing one batch size.
+    Returns ``(inputs, targets, why)``: inputs None (and why not) unless they are tensors
+    sharing one batch size; targets None unless they are a tensor or a tuple of tensors of
+    that batch size (``split_batch`` decides what the target is). Every RNG is left as it was.
     """
     if not peekable(loader):
-        return None, "the loader is not a map-style DataLoader"
-    parts, rows = [], 0
+        return None, None, "the loader is not a map-style DataLoader"
+    parts, targets, rows = [], [], 0
+    split = getattr(pl_module, "split_batch", None)
     with isolate_rng(), _generators_kept(loader):
         for batch in loader:
             inputs = model_inputs(pl_module, batch)
             if not inputs or not all(isinstance(x, Tensor) and x.ndim for x in inputs) or \
                     len({x.shape[0] for x in inputs}) != 1:
-                return None, "its batches' forward inputs are not tensors of one batch size"
+                return None, None, "its batches' forward inputs are not tensors of one batch size"
             parts.append(inputs)
+            targets.append(split(batch)[1] if callable(split) else None)
             rows += len(inputs[0])
             if rows >= n:
                 break
     if not parts:
-        return None, "the loader is empty"
-    return tuple(torch.cat(column)[:n] for column in zip(*parts, strict=True)), ""
+        return None, None, "the loader is empty"
+    return (tuple(torch.cat(column)[:n] for column in zip(*parts, strict=True)),
+            _stack_targets(targets, n), "")
+
+
+def _stack_targets(targets: list[Any], n: int) -> Any:
+    if all(isinstance(t, Tensor) and t.ndim for t in targets):
+        return torch.cat(targets)[:n]
+    if all(isinstance(t, tuple) and t and all(isinstance(x, Tensor) and x.ndim for x in t)
+           for t in targets):
+        return tuple(torch.cat(column)[:n] for column in zip(*targets, strict=True))
+    return None
 
 
 def model_inputs(pl_module: Any, batch: Any) -> tuple[Any, ...] | None:

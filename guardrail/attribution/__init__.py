@@ -8,8 +8,9 @@ samples:
 2. Integrated Gradients on the floating-point inputs, with its completeness error;
 3. agreement between the two (Spearman over the features both cover), and for grids,
    between IG and occlusion heat maps (per sample, over pixels);
-4. the model-parameter randomisation test (Adebayo et al. 2018): attributions of the trained
-   model against those of re-initialised copies;
+4. the model-parameter randomisation test (Adebayo et al. 2018): what the trained weights
+   make of the inputs (path-averaged gradients) against what re-initialised copies make of
+   them, and, given a loss, whether the model predicts better than those copies;
 5. for each explained sample, its data support: distance to the nearest training samples,
    and ids or categories never seen in training.
 
@@ -34,7 +35,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -75,11 +76,6 @@ def _floats(t: Tensor) -> list[float | None]:
     return [None if not torch.isfinite(v) else round(float(v), 8) for v in t.flatten()]
 
 
-def _flat_ig(attrs: Sequence[Tensor | None]) -> Tensor | None:
-    parts = [a.abs().reshape(a.shape[0], -1).cpu() for a in attrs if a is not None]
-    return torch.cat(parts, 1) if parts else None
-
-
 def explain(
     module: nn.Module,
     inputs: Sequence[Tensor],
@@ -93,6 +89,7 @@ def explain(
     occlusion_samples: int = 8,
     budget_s: float = 60.0,
     seed: int = 0,
+    loss: Callable[[nn.Module], float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Attribute ``module``'s predictions on ``inputs``; see the module docstring.
 
@@ -108,6 +105,8 @@ def explain(
         occlusion_samples: Grid samples given occlusion heat maps.
         budget_s: Seconds after which the remaining steps are skipped (and said so).
         seed: Seed of every random draw.
+        loss: The loss of a model (the module or a re-initialised copy) on the explained
+            samples, for the randomisation test; None: judged on attributions alone.
 
     Returns:
         ``(result, arrays)``: the JSON-ready result and ``{"ig_maps", "occlusion_maps",
@@ -187,51 +186,55 @@ def explain(
     result["sanity"] = None
     if randomisations and not over_budget("randomisation test"):
         result["sanity"] = _randomisation_test(module, inputs, baselines, masks, features,
-                                               task, forward, ig_attrs, perm, n_steps,
-                                               permutations, randomisations, seed)
+                                               task, n_steps, permutations, randomisations,
+                                               seed, loss)
 
     result["local"] = _local(inputs, reference, ig, perm, features)
     result["seconds"] = round(time.perf_counter() - start, 3)
     return result, arrays
 
 
-def _attributions(module: nn.Module, inputs: Sequence[Tensor], baselines: Sequence[Tensor],
-                  masks: Sequence[Tensor], features: Sequence[Feature], task: str,
-                  n_steps: int, permutations: int, seed: int) -> Tensor:
-    """|attributions| of ``module`` flattened per sample: IG where possible, else permutation."""
+def _weight_profile(module: nn.Module, inputs: Sequence[Tensor], baselines: Sequence[Tensor],
+                    masks: Sequence[Tensor], features: Sequence[Feature], task: str,
+                    n_steps: int, permutations: int, seed: int) -> Tensor:
+    """What the weights make of the inputs: mean |path-averaged gradient| per input element.
+
+    Gradients without the factor ``x - baseline``, so that inputs far from their mean do not
+    look important under any weights; permutation importance per feature when no input is
+    floating point.
+    """
     forward = Forward(module, inputs, task)
-    attrs, completeness = integrated_gradients(forward, inputs, baselines, n_steps)
-    flat = _flat_ig(attrs) if completeness is not None else None
-    if flat is None:
-        flat = permutation_importance(forward, inputs, masks, features, permutations, seed)
-    return flat
+    grads, _ = integrated_gradients(forward, inputs, baselines, n_steps, multiply_by_inputs=False)
+    parts = [g.abs().mean(0).flatten().cpu() for g in grads if g is not None]
+    if parts:
+        return torch.cat(parts)
+    return permutation_importance(forward, inputs, masks, features, permutations, seed).nanmean(0)
 
 
 def _randomisation_test(module: nn.Module, inputs: Sequence[Tensor],
                         baselines: Sequence[Tensor], masks: Sequence[Tensor],
-                        features: Sequence[Feature], task: str, forward: Forward,
-                        ig_attrs: Sequence[Tensor | None], perm: Tensor, n_steps: int,
-                        permutations: int, randomisations: int, seed: int) -> dict[str, Any]:
-    trained = _flat_ig(ig_attrs)
-    method = "integrated_gradients" if trained is not None else "permutation"
-    if trained is None:
-        trained = perm
+                        features: Sequence[Feature], task: str, n_steps: int,
+                        permutations: int, randomisations: int, seed: int,
+                        loss: Callable[[nn.Module], float] | None) -> dict[str, Any]:
+    """Trained against re-initialised copies: profile similarity and, with ``loss``, its ratio."""
+    args = (inputs, baselines, masks, features, task, n_steps, permutations, seed)
+    trained = _weight_profile(module, *args)
     copies = [randomised_copy(module, seed + 1 + r).eval() for r in range(randomisations)]
-    randomised = [_attributions(c, inputs, baselines, masks, features, task, n_steps,
-                                permutations, seed) for c in copies]
-    to_random = [spearman(trained, r) for r in randomised]
-    between = [spearman(a, b) for k, a in enumerate(randomised) for b in randomised[k + 1:]]
-    with torch.no_grad():
-        base = forward(*inputs)
-        moved = [float((Forward(c, inputs, task)(*inputs) - base).abs().mean()
-                       / (base.abs().mean() + 1e-12)) for c in copies]
-    return {
-        "method": method,
+    randomised = [_weight_profile(c, *args) for c in copies]
+    out: dict[str, Any] = {
+        "method": "gradients" if any(x.is_floating_point() for x in inputs) else "permutation",
         "randomisations": randomisations,
-        "similarity_to_randomised": _mean(to_random),
-        "similarity_between_randomised": _mean(between),
-        "output_change": round(sum(moved) / len(moved), 6),
+        "elements": len(trained),
+        "similarity_to_randomised": _mean([spearman(trained, r) for r in randomised]),
+        "similarity_between_randomised": _mean(
+            [spearman(a, b) for k, a in enumerate(randomised) for b in randomised[k + 1:]]),
+        "loss_ratio": None,
     }
+    if loss is not None:
+        with torch.no_grad():
+            own, random_losses = loss(module), [loss(c) for c in copies]
+        out["loss_ratio"] = round(own / max(sum(random_losses) / len(copies), 1e-12), 6)
+    return out
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -88,13 +88,16 @@ def _reordered(f: Callable[..., Tensor], first: Sequence[int], n: int) -> Callab
 
 def integrated_gradients(
     forward: Forward, inputs: Sequence[Tensor], baselines: Sequence[Tensor], n_steps: int = 32,
+    multiply_by_inputs: bool = True,
 ) -> tuple[list[Tensor | None], Tensor | None]:
     """IG attributions per input (None for integer inputs) and ``[N, 2]`` completeness terms.
 
     Per sample: ``|sum(attributions) - (f(x) - f(baseline))|`` (Captum's convergence delta:
     how far the Riemann sum is from the exact integral) and ``|f(x) - f(baseline)|``, what
     the attributions should add up to. Returns ``([None, ...], None)`` when no input is
-    floating point.
+    floating point. With ``multiply_by_inputs=False`` the attributions are the gradients
+    averaged along the path (what the weights contribute, without the input's deviation from
+    the baseline); the completeness terms then do not apply and are None.
     """
     floats = [i for i, x in enumerate(inputs) if x.is_floating_point()]
     out: list[Tensor | None] = [None] * len(inputs)
@@ -102,12 +105,14 @@ def integrated_gradients(
         return out, None
     others = tuple(x for i, x in enumerate(inputs) if i not in floats)
     g = _reordered(forward, floats, len(inputs))
-    attrs, delta = IntegratedGradients(g).attribute(
+    attrs, delta = IntegratedGradients(g, multiply_by_inputs=multiply_by_inputs).attribute(
         tuple(inputs[i] for i in floats), baselines=tuple(baselines[i] for i in floats),
         target=forward.target, additional_forward_args=others or None, n_steps=n_steps,
         internal_batch_size=max(len(inputs[0]), 1) * 8, return_convergence_delta=True)
     for i, attr in zip(floats, attrs, strict=True):
         out[i] = attr.detach()
+    if not multiply_by_inputs:
+        return out, None
     with torch.no_grad():
         full_base = [baselines[i].expand_as(x) if i in floats else x for i, x in enumerate(inputs)]
         gap = forward(*inputs) - forward(*full_base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,10 @@ class AttributionReport(GuardrailCallback):
         randomisations: Re-initialised model copies in the randomisation test (0: skip it).
         occlusion_samples: Grid samples given occlusion heat maps.
         budget_s: Seconds after which the remaining steps are skipped (and said so).
-        max_similarity: Randomisation test: the largest Spearman to a random copy's attributions.
-        margin: Randomisation test: how much further from random copies than they are from each
-            other the trained model's attributions must be.
+        max_similarity: Randomisation test: the largest Spearman between the trained model's
+            gradient profile and a random copy's.
+        max_loss_ratio: Randomisation test: the largest loss, as a share of its random copies',
+            the model may have on the explained samples (a module with ``compute_loss``).
         min_agreement: Spearman below which two methods count as disagreeing.
         max_completeness_error: IG completeness error above which an info finding is given.
         seed: Seed of every random draw.
@@ -76,7 +78,8 @@ class AttributionReport(GuardrailCallback):
     def __init__(self, dirpath: str | Path | None = None, samples: int = 64,
                  reference_samples: int = 256, n_steps: int = 32, permutations: int = 3,
                  randomisations: int = 2, occlusion_samples: int = 8, budget_s: float = 60.0,
-                 max_similarity: float = 0.5, margin: float = 0.05, min_agreement: float = 0.2,
+                 max_similarity: float = 0.5, max_loss_ratio: float = 0.9,
+                 min_agreement: float = 0.2,
                  max_completeness_error: float = 0.05, seed: int = 0,
                  policy: Policy = "record") -> None:
         super().__init__(policy)
@@ -90,7 +93,7 @@ class AttributionReport(GuardrailCallback):
         self.settings = {"n_steps": n_steps, "permutations": permutations,
                          "randomisations": randomisations, "occlusion_samples": occlusion_samples,
                          "budget_s": budget_s, "seed": seed}
-        self.thresholds = {"max_similarity": max_similarity, "margin": margin,
+        self.thresholds = {"max_similarity": max_similarity, "max_loss_ratio": max_loss_ratio,
                            "min_agreement": min_agreement,
                            "max_completeness_error": max_completeness_error}
         self.result: dict[str, Any] | None = None
@@ -122,27 +125,29 @@ class AttributionReport(GuardrailCallback):
         val = datamodule.val_dataloader() if datamodule is not None and \
             trainer.val_dataloaders is not None else trainer.val_dataloaders
         val = val[0] if isinstance(val, list | tuple) and val else val
-        reference, why = peek_rows(train, pl_module, self.reference_samples)
+        reference, ref_targets, why = peek_rows(train, pl_module, self.reference_samples)
         if reference is None:
             self.emit(trainer, _skipped(f"no training samples to compare with: {why}"))
             return
-        inputs, why = peek_rows(val, pl_module, self.samples) if val is not None \
-            else (None, "there is no validation loader")
+        inputs, targets, why = peek_rows(val, pl_module, self.samples) if val is not None \
+            else (None, None, "there is no validation loader")
         if inputs is None or [x.dtype for x in inputs] != [x.dtype for x in reference] or \
                 [x.shape[1:] for x in inputs] != [x.shape[1:] for x in reference]:
-            inputs = tuple(x[: self.samples] for x in reference)
+            inputs, targets = _head(reference, self.samples), _head(ref_targets, self.samples)
             self.emit(trainer, _skipped(
                 f"validation samples ({why or 'their inputs differ from training inputs'}); "
                 "training samples are explained instead"))
         device = pl_module.device
+        inputs = [x.to(device) for x in inputs]
         self.result, arrays = explain(
-            pl_module, [x.to(device) for x in inputs], [x.to(device) for x in reference],
+            pl_module, inputs, [x.to(device) for x in reference],
             names=getattr(pl_module, "feature_names", None),
-            task=str(getattr(pl_module, "task", "regression")), **self.settings)
+            task=str(getattr(pl_module, "task", "regression")),
+            loss=_loss_on(pl_module, inputs, _to(targets, device)), **self.settings)
         if self.result.get("sanity"):
             self.result["sanity"]["passed"] = sanity_passed(
                 self.result["sanity"], self.thresholds["max_similarity"],
-                self.thresholds["margin"])
+                self.thresholds["max_loss_ratio"])
         for finding in attribution_findings(self.result, **self.thresholds):
             self.emit(trainer, finding)
         self._write(trainer, arrays)
@@ -161,6 +166,36 @@ class AttributionReport(GuardrailCallback):
         write_json(folder / RESULT, self.result)
         self.files = {RESULT: str(folder / RESULT),
                       **{name: str(folder / name) for name in plots.values()}}
+
+
+def _head(data: Any, n: int) -> Any:
+    if isinstance(data, tuple):
+        return tuple(x[:n] for x in data)
+    return data[:n] if isinstance(data, torch.Tensor) else None
+
+
+def _to(data: Any, device: torch.device) -> Any:
+    if isinstance(data, tuple):
+        return tuple(x.to(device) for x in data)
+    return data.to(device) if isinstance(data, torch.Tensor) else None
+
+
+def _loss_on(pl_module: LightningModule, inputs: list[torch.Tensor],
+             targets: Any) -> Callable[[torch.nn.Module], float] | None:
+    """``model -> loss on the explained samples`` through the module's own ``compute_loss``."""
+    compute = getattr(pl_module, "compute_loss", None)
+    if targets is None or not callable(compute):
+        return None
+
+    def loss(model: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return float(compute(model(*inputs), targets))
+
+    try:
+        loss(pl_module)
+    except Exception:  # a loss that needs more than (predictions, targets): judged without
+        return None
+    return loss
 
 
 def _skipped(what: str) -> Finding:

@@ -15,9 +15,17 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from guardrail.findings import Finding, Severity
+from guardrail.report.sections import (
+    attribution_section,
+    manifest_section,
+    read_json,
+    resources_section,
+    sanity_sentence,
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -30,6 +38,7 @@ margin-right:.5rem;vertical-align:middle}.green{background:#1a7f37}.amber{backgr
 .red{background:#cf222e}.grey{background:#8c959f}.summary td{border:none;padding:.25rem .5rem}
 code{background:#f6f8fa;padding:0 .2rem}.num{text-align:right;font-variant-numeric:tabular-nums}
 .error{color:#cf222e;font-weight:600}.warning{color:#9a6700;font-weight:600}.info{color:#57606a}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto}
 """
 
 
@@ -43,8 +52,12 @@ def _num(value: Any) -> str:
     return _e(value)
 
 
-def traffic_lights(report: dict[str, Any], findings: Sequence[Finding]) -> list[tuple[str, str]]:
-    """The summary's lights: (colour, plain sentence) for training, baseline and guardrails.
+def traffic_lights(report: dict[str, Any], findings: Sequence[Finding],
+                   attribution: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """The summary's lights: (colour, plain sentence) per question a product owner asks.
+
+    Did it train, does it beat its baseline, what did the guardrails find, and, when the run
+    has an explanation, can it be trusted.
 
     Example:
         >>> traffic_lights({"status": "failed", "error": "boom"}, [])[0]
@@ -77,6 +90,8 @@ def traffic_lights(report: dict[str, Any], findings: Sequence[Finding]) -> list[
         lights.append(("amber", f"The guardrails found {warnings} warning(s), no errors."))
     else:
         lights.append(("green", "The guardrails found no problems."))
+    if attribution and attribution.get("ranking"):
+        lights.append(sanity_sentence(attribution))
     return lights
 
 
@@ -155,11 +170,23 @@ def _findings_table(findings: Sequence[Finding]) -> str:
             f"<th>what to do</th><th>step</th></tr>{rows}</table>")
 
 
-def render_html(report: dict[str, Any], findings: Sequence[Finding]) -> str:
-    """The whole report page for a run's ``report`` dict and ``findings``."""
+def render_html(report: dict[str, Any], findings: Sequence[Finding],
+                run_dir: str | Path | None = None) -> str:
+    """The whole report page for a run's ``report`` dict and ``findings``.
+
+    With ``run_dir``, the artefacts there are shown too: ``attribution/attribution.json``
+    with its plots, and ``manifest.json``.
+    """
     recipe = report.get("recipe") or "custom model"
+    folder = Path(run_dir) if run_dir is not None else None
+    attribution = read_json(folder / "attribution" / "attribution.json") if folder else None
+    manifest = read_json(folder / "manifest.json") if folder else None
     lights = "".join(f"<tr><td><span class='light {c}'></span></td><td>{_e(text)}</td></tr>"
-                     for c, text in traffic_lights(report, findings))
+                     for c, text in traffic_lights(report, findings, attribution))
+    explained = attribution_section(attribution, folder / "attribution" if folder else None) \
+        if attribution else ""
+    resources = resources_section(report.get("resources"))
+    pinned = manifest_section(manifest)
     overrides = report.get("overrides") or []
     run_rows = "".join(
         f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in (
@@ -179,6 +206,10 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding]) -> str:
 <section id="metrics"><h2>Metrics</h2>{_metrics_table(report)}
 {f'<h3>Learning curves</h3>{curve}' if curve else ''}</section>
 <section id="findings"><h2>Findings</h2>{_findings_table(findings)}</section>
-<section id="run"><h2>Run</h2><table>{run_rows}</table></section>
+{f'<section id="attribution"><h2>What the model relies on</h2>{explained}</section>'
+ if explained else ''}
+{f'<section id="resources"><h2>Resources</h2>{resources}</section>' if resources else ''}
+<section id="run"><h2>Run</h2><table>{run_rows}</table>
+{f'<h3>What pins this result</h3>{pinned}' if pinned else ''}</section>
 </body></html>
 """

@@ -60,7 +60,7 @@ def write_run_files(
     write_jsonl(run_dir / FINDINGS_FILE, [f.to_dict() for f in findings])
     write_json(run_dir / REPORT_JSON, report)
     if html:
-        write_text(run_dir / REPORT_HTML, render_html(report, findings))
+        write_text(run_dir / REPORT_HTML, render_html(report, findings, run_dir))
     return report
 
 
@@ -97,5 +97,5 @@ def rerender(run_dir: str | Path) -> Path:
 
     report, findings = load_run(run_dir)
     out = Path(run_dir) / REPORT_HTML
-    write_text(out, render_html(report, findings))
+    write_text(out, render_html(report, findings, run_dir))
     return out

@@ -1,0 +1,195 @@
+import json
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import quiet_trainer
+from guardrail import GuardrailModule
+from guardrail.attribution import explain
+from guardrail.callbacks import AttributionReport, RunReport
+from guardrail.checks.attribution import attribution_findings
+
+RELEVANT = ["income", "debt", "age", "tenure", "usage"]
+NOISE = [f"noise_{i}" for i in range(5)]
+
+
+class Known(pl.LightningDataModule):
+    """y depends on the first five of ten features (two of them nonlinearly), not the rest."""
+
+    def __init__(self, n: int = 3000) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(n, 10, generator=g)
+        y = (1.5 * x[:, 0] - x[:, 1] + torch.sin(2 * x[:, 2]) + 0.8 * x[:, 3] * x[:, 4]
+             + 0.05 * torch.randn(n, generator=g))
+        cut = n * 5 // 6
+        self.train_set = TensorDataset(x[:cut], y[:cut])
+        self.val_set = TensorDataset(x[cut:], y[cut:])
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=100, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=100)
+
+    test_dataloader = val_dataloader
+
+
+def mlp_module(names=RELEVANT + NOISE, lr=1e-2) -> GuardrailModule:
+    net = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                        nn.Linear(64, 1))
+    return GuardrailModule(net, lr=lr, feature_names=names)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained on Known, its AttributionReport and the run directory."""
+    pl.seed_everything(0, verbose=False)
+    run_dir = tmp_path_factory.mktemp("run")
+    report = AttributionReport(dirpath=run_dir)
+    quiet_trainer(callbacks=[report], max_epochs=8, default_root_dir=run_dir).fit(
+        mlp_module(), datamodule=Known())
+    return report, run_dir
+
+
+def test_top_features_recover_the_relevant_ones(trained):
+    report, run_dir = trained
+    top = report.result["ranking"][: len(RELEVANT)]
+    assert len(set(top) & set(RELEVANT)) / len(RELEVANT) >= 0.8
+    saved = json.loads((run_dir / "attribution" / "attribution.json").read_text())
+    assert saved["ranking"] == report.result["ranking"]
+    assert (run_dir / "attribution" / "global_importance.png").stat().st_size > 1000
+
+
+def test_healthy_model_passes_the_sanity_check_and_methods_agree(trained):
+    report, _ = trained
+    assert report.result["sanity"]["passed"] is True
+    assert report.result["agreement"]["features"] > 0.5
+    assert report.result["methods"]["integrated_gradients"]["completeness_error"] < 0.05
+    assert not [f for f in report.findings if f.severity != "info"]
+
+
+def test_model_with_randomised_weights_fails_the_sanity_check(tmp_path):
+    report = AttributionReport(dirpath=tmp_path)
+    quiet_trainer(callbacks=[report], max_steps=1).fit(mlp_module(lr=0.0), datamodule=Known())
+    assert report.result["sanity"]["passed"] is False
+    [finding] = [f for f in report.findings if f.check == "attribution.sanity_failed"]
+    assert "no better than copies with random weights" in finding.message
+
+
+def test_markup_in_a_feature_name_is_shown_as_text(tmp_path):
+    names = ["<script>alert(1)</script>", *RELEVANT[1:], *NOISE]
+    quiet_trainer(callbacks=[AttributionReport(dirpath=tmp_path, randomisations=0),
+                             RunReport(tmp_path)], max_epochs=1).fit(
+        mlp_module(names), datamodule=Known(600))
+    page = (tmp_path / "report.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in page
+    assert "What the model relies on" in page and "data:image/png;base64," in page
+
+
+def test_findings_made_after_the_best_checkpoint_survive_testing_it(tmp_path):
+    """Testing the best checkpoint restores callback state from before the attribution."""
+    data = Known(600)
+    callbacks = [ModelCheckpoint(dirpath=tmp_path, monitor="val/loss"),
+                 AttributionReport(dirpath=tmp_path, samples=100, randomisations=0),
+                 RunReport(tmp_path)]
+    trainer = quiet_trainer(callbacks=callbacks, max_epochs=2, enable_checkpointing=True)
+    module = mlp_module()
+    trainer.fit(module, datamodule=data)
+    made = {f.check for f in callbacks[1].findings}
+    trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
+    lines = (tmp_path / "findings.jsonl").read_text().splitlines()
+    assert made and made <= {json.loads(line)["check"] for line in lines}
+
+
+class IdsOnly(nn.Module):
+    """Scores (user, item) id pairs, as REC's collaborative part does; returns a tuple."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users, self.items = nn.Embedding(20, 4), nn.Embedding(30, 4)
+
+    def forward(self, users, items):
+        return (self.users(users) * self.items(items)).sum(1), "aux"
+
+
+def test_integer_inputs_and_tuple_outputs_are_attributed_by_permutation_alone(tmp_path):
+    users, items = torch.randint(20, (400,)), torch.randint(30, (400,))
+    data = DataLoader(TensorDataset(users, items, torch.randn(400)), batch_size=50)
+
+    class Module(GuardrailModule):
+        def forward(self, u, i):
+            return self.net(u, i)[0]
+
+    report = AttributionReport(dirpath=tmp_path)
+    quiet_trainer(callbacks=[report], max_epochs=1, limit_val_batches=0).fit(
+        Module(IdsOnly(), feature_names=["user", "item"]), train_dataloaders=data)
+    assert sorted(report.result["ranking"]) == ["item", "user"]
+    assert "integrated_gradients" not in report.result["methods"]
+    checks = [(f.check, f.severity) for f in report.findings]
+    assert ("attribution.skipped", "info") in checks  # said what it could not do
+
+
+def test_a_model_it_cannot_call_gives_an_info_and_training_completes(tmp_path):
+    class DictInputs(GuardrailModule):
+        def split_batch(self, batch):
+            return ({"x": batch[0]},), batch[1]  # inputs the report cannot attribute
+
+        def forward(self, inputs):
+            return self.net(inputs["x"]).squeeze(-1)
+
+    report = AttributionReport(dirpath=tmp_path)
+    trainer = quiet_trainer(callbacks=[report], max_epochs=1)
+    trainer.fit(DictInputs(nn.Linear(10, 1)), datamodule=Known(600))
+    assert trainer.state.finished
+    assert [f.check for f in report.findings] == ["attribution.skipped"]
+
+
+def test_samples_far_from_the_training_data_are_flagged_and_near_ones_are_not():
+    net = nn.Linear(3, 1)
+    reference = torch.randn(300, 3)
+    near, far = torch.randn(20, 3) * 0.5, torch.randn(20, 3) + 12.0
+    flagged = {}
+    for name, x in (("near", near), ("far", far)):
+        result, _ = explain(net, (x,), (reference,), randomisations=0)
+        flagged[name] = [f for f in attribution_findings(result)
+                         if f.check == "attribution.low_support"]
+    assert flagged["near"] == []
+    assert flagged["far"][0].evidence["count"] == 20
+
+
+def test_too_few_integration_steps_are_reported_and_enough_are_not():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 1))
+    with torch.no_grad():
+        net[0].weight.mul_(4)
+    x, reference = torch.randn(32, 4) * 2, torch.randn(200, 4)
+    checks = {}
+    for steps in (2, 64):
+        result, _ = explain(net, (x,), (reference,), n_steps=steps, randomisations=0)
+        checks[steps] = {f.check for f in attribution_findings(result)}
+    assert "attribution.incomplete" in checks[2]
+    assert "attribution.incomplete" not in checks[64]
+
+
+def test_disagreeing_methods_are_reported_and_agreeing_ones_are_not():
+    agree = {"agreement": {"features": 0.9, "features_compared": 10}}
+    disagree = {"agreement": {"features": -0.1, "features_compared": 10}}
+    assert attribution_findings(agree) == []
+    [finding] = attribution_findings(disagree)
+    assert (finding.check, finding.where) == ("attribution.methods_disagree", "features")
+
+
+def test_grids_get_heat_maps_from_two_methods(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+    x, reference = torch.randn(6, 2, 16, 16), torch.randn(20, 2, 16, 16)
+    result, arrays = explain(net, (x,), (reference,), names=["t2m", "sst"], randomisations=0)
+    assert [f["name"] for f in result["features"]] == ["t2m", "sst"]
+    assert arrays["ig_maps"][0].shape == arrays["occlusion_maps"][0].shape == (6, 16, 16)
+    assert result["agreement"]["pixels"] is not None
