@@ -86,7 +86,7 @@ def explain(
     n_steps: int = 32,
     permutations: int = 3,
     randomisations: int = 2,
-    occlusion_samples: int = 8,
+    occlusion_samples: int = 4,
     budget_s: float = 60.0,
     seed: int = 0,
     loss: Callable[[nn.Module], float] | None = None,
@@ -145,7 +145,7 @@ def explain(
 
     baselines = tuple(r.float().mean(0, keepdim=True) if r.is_floating_point() else r[:1]
                       for r in reference)
-    ig_attrs, completeness = integrated_gradients(forward, inputs, baselines, n_steps)
+    ig_attrs, ig_grads, completeness = integrated_gradients(forward, inputs, baselines, n_steps)
     ig = per_feature(ig_attrs, masks, features) if completeness is not None else None
     if ig is not None and completeness is not None:
         result["methods"]["integrated_gradients"] = {
@@ -169,7 +169,7 @@ def explain(
             arrays["ig_maps"][i] = attr.abs().sum(1).cpu()
             if occlusion_samples and not over_budget("occlusion"):
                 few = [t[:occlusion_samples] for t in inputs]
-                window = max(2, min(x.shape[2], x.shape[3]) // 8)
+                window = max(2, min(x.shape[2], x.shape[3]) // 8)  # 8 windows across
                 occ = occlusion(Forward(module, few, task), few[i], baselines[i],
                                 [t for j, t in enumerate(few) if j != i], i, window)
                 n = len(occ)
@@ -185,42 +185,41 @@ def explain(
 
     result["sanity"] = None
     if randomisations and not over_budget("randomisation test"):
-        result["sanity"] = _randomisation_test(module, inputs, baselines, masks, features,
-                                               task, n_steps, permutations, randomisations,
-                                               seed, loss)
+        trained = _profile(ig_grads, perm)
+        result["sanity"] = _randomisation_test(module, trained, inputs, baselines, masks,
+                                               features, task, n_steps, permutations,
+                                               randomisations, seed, loss)
 
     result["local"] = _local(inputs, reference, ig, perm, features)
     result["seconds"] = round(time.perf_counter() - start, 3)
     return result, arrays
 
 
-def _weight_profile(module: nn.Module, inputs: Sequence[Tensor], baselines: Sequence[Tensor],
-                    masks: Sequence[Tensor], features: Sequence[Feature], task: str,
-                    n_steps: int, permutations: int, seed: int) -> Tensor:
+def _profile(grads: Sequence[Tensor | None], perm: Tensor) -> Tensor:
     """What the weights make of the inputs: mean |path-averaged gradient| per input element.
 
     Gradients without the factor ``x - baseline``, so that inputs far from their mean do not
     look important under any weights; permutation importance per feature when no input is
     floating point.
     """
-    forward = Forward(module, inputs, task)
-    grads, _ = integrated_gradients(forward, inputs, baselines, n_steps, multiply_by_inputs=False)
     parts = [g.abs().mean(0).flatten().cpu() for g in grads if g is not None]
-    if parts:
-        return torch.cat(parts)
-    return permutation_importance(forward, inputs, masks, features, permutations, seed).nanmean(0)
+    return torch.cat(parts) if parts else perm.nanmean(0)
 
 
-def _randomisation_test(module: nn.Module, inputs: Sequence[Tensor],
+def _randomisation_test(module: nn.Module, trained: Tensor, inputs: Sequence[Tensor],
                         baselines: Sequence[Tensor], masks: Sequence[Tensor],
                         features: Sequence[Feature], task: str, n_steps: int,
                         permutations: int, randomisations: int, seed: int,
                         loss: Callable[[nn.Module], float] | None) -> dict[str, Any]:
     """Trained against re-initialised copies: profile similarity and, with ``loss``, its ratio."""
-    args = (inputs, baselines, masks, features, task, n_steps, permutations, seed)
-    trained = _weight_profile(module, *args)
     copies = [randomised_copy(module, seed + 1 + r).eval() for r in range(randomisations)]
-    randomised = [_weight_profile(c, *args) for c in copies]
+    randomised = []
+    for copy in copies:
+        forward = Forward(copy, inputs, task)
+        _, grads, _ = integrated_gradients(forward, inputs, baselines, n_steps)
+        perm = permutation_importance(forward, inputs, masks, features, permutations, seed) \
+            if all(g is None for g in grads) else torch.empty(0)
+        randomised.append(_profile(grads, perm))
     out: dict[str, Any] = {
         "method": "gradients" if any(x.is_floating_point() for x in inputs) else "permutation",
         "randomisations": randomisations,

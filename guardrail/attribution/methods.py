@@ -5,8 +5,8 @@ Every method sees the model through :class:`Forward`, which turns whatever the m
 ``target`` is needed only for multiclass outputs.
 
 - :func:`integrated_gradients`: IG on the floating-point inputs, from a baseline of training
-  means, with its convergence delta (completeness error); integer inputs (ids, categories)
-  ride along unchanged: no gradient reaches an index.
+  means, with its convergence delta (completeness error) and the path-averaged gradients;
+  integer inputs (ids, categories) ride along unchanged: no gradient reaches an index.
 - :func:`permutation_importance`: every feature permuted across the explained samples, one
   feature at a time (all its elements at once, so an embedded category or a whole channel is
   one feature); the mean absolute change of the output. It works on any input dtype.
@@ -20,9 +20,11 @@ Example:
     >>> net = nn.Linear(3, 1)
     >>> x = torch.randn(16, 3)
     >>> f = Forward(net, (x,), "regression")
-    >>> attrs, terms = integrated_gradients(f, (x,), (x.mean(0, keepdim=True),), n_steps=8)
+    >>> attrs, grads, terms = integrated_gradients(f, (x,), (x.mean(0, keepdim=True),), 8)
     >>> attrs[0].shape, bool(terms[:, 0].max() < 1e-4)
     (torch.Size([16, 3]), True)
+    >>> torch.allclose(grads[0][0], net.weight[0])  # a linear model's gradient is its weight
+    True
 
 """
 
@@ -73,6 +75,11 @@ class Forward:
         return out.reshape(out.shape[0], -1).mean(1)
 
 
+def _per_eval(n: int, rows: int = 512) -> int:
+    """Perturbations per forward pass: about ``rows`` rows at a time, fewer Python round trips."""
+    return max(1, rows // max(n, 1))
+
+
 def _reordered(f: Callable[..., Tensor], first: Sequence[int], n: int) -> Callable[..., Tensor]:
     """``f`` called as Captum calls it: the attributed inputs first, the others after them."""
     order = [*first, *(i for i in range(n) if i not in first)]
@@ -88,37 +95,38 @@ def _reordered(f: Callable[..., Tensor], first: Sequence[int], n: int) -> Callab
 
 def integrated_gradients(
     forward: Forward, inputs: Sequence[Tensor], baselines: Sequence[Tensor], n_steps: int = 32,
-    multiply_by_inputs: bool = True,
-) -> tuple[list[Tensor | None], Tensor | None]:
-    """IG attributions per input (None for integer inputs) and ``[N, 2]`` completeness terms.
+) -> tuple[list[Tensor | None], list[Tensor | None], Tensor | None]:
+    """IG on the floating-point inputs: ``(attributions, path gradients, completeness)``.
 
-    Per sample: ``|sum(attributions) - (f(x) - f(baseline))|`` (Captum's convergence delta:
+    Per input (None for integer inputs): the attributions ``(x - baseline) * g`` and ``g``,
+    the gradient averaged along the straight path from the baseline (what the weights make
+    of the input, without its deviation from the baseline). ``completeness`` is ``[N, 2]``:
+    per sample, ``|sum(attributions) - (f(x) - f(baseline))|`` (Captum's convergence delta:
     how far the Riemann sum is from the exact integral) and ``|f(x) - f(baseline)|``, what
-    the attributions should add up to. Returns ``([None, ...], None)`` when no input is
-    floating point. With ``multiply_by_inputs=False`` the attributions are the gradients
-    averaged along the path (what the weights contribute, without the input's deviation from
-    the baseline); the completeness terms then do not apply and are None.
+    the attributions should add up to; None when no input is floating point.
     """
     floats = [i for i, x in enumerate(inputs) if x.is_floating_point()]
-    out: list[Tensor | None] = [None] * len(inputs)
+    attrs: list[Tensor | None] = [None] * len(inputs)
+    grads: list[Tensor | None] = [None] * len(inputs)
     if not floats:
-        return out, None
+        return attrs, grads, None
     others = tuple(x for i, x in enumerate(inputs) if i not in floats)
     g = _reordered(forward, floats, len(inputs))
-    attrs, delta = IntegratedGradients(g, multiply_by_inputs=multiply_by_inputs).attribute(
+    path = IntegratedGradients(g, multiply_by_inputs=False).attribute(
         tuple(inputs[i] for i in floats), baselines=tuple(baselines[i] for i in floats),
         target=forward.target, additional_forward_args=others or None, n_steps=n_steps,
-        internal_batch_size=max(len(inputs[0]), 1) * 8, return_convergence_delta=True)
-    for i, attr in zip(floats, attrs, strict=True):
-        out[i] = attr.detach()
-    if not multiply_by_inputs:
-        return out, None
+        internal_batch_size=max(len(inputs[0]), 1) * 8)
+    for i, grad in zip(floats, path, strict=True):
+        grads[i] = grad.detach()
+        attrs[i] = grads[i] * (inputs[i] - baselines[i]).detach()
     with torch.no_grad():
         full_base = [baselines[i].expand_as(x) if i in floats else x for i, x in enumerate(inputs)]
         gap = forward(*inputs) - forward(*full_base)
         if forward.target is not None:
             gap = gap.gather(1, forward.target[:, None]).squeeze(1)
-    return out, torch.stack([delta.detach().abs().cpu(), gap.abs().cpu()], 1)
+    total = sum(a.reshape(len(a), -1).sum(1) for a in attrs if a is not None)
+    delta = (total - gap).abs()  # type: ignore[operator]
+    return attrs, grads, torch.stack([delta.cpu(), gap.abs().cpu()], 1)
 
 
 def permutation_importance(
@@ -135,7 +143,8 @@ def permutation_importance(
         torch.manual_seed(seed)
         for _ in range(repeats):
             attrs = method.attribute(tuple(inputs), target=forward.target,
-                                     feature_mask=tuple(masks))
+                                     feature_mask=tuple(masks),
+                                     perturbations_per_eval=_per_eval(len(inputs[0])))
             runs.append(per_feature(attrs, masks, features, reduce="first").abs())
     return torch.stack(runs).mean(0)
 
@@ -144,13 +153,14 @@ def occlusion(forward: Forward, grid: Tensor, baseline: Tensor, others: Sequence
               position: int, window: int) -> Tensor:
     """``[N, H, W]``: how much each pixel's square window, set to the baseline, moves the output.
 
-    ``grid`` is forward input number ``position``; the windows span all channels and overlap
-    by half.
+    ``grid`` is forward input number ``position``; the windows span all channels and tile
+    the grid.
     """
     channels = grid.shape[1]
-    stride = max(window // 2, 1)
+    stride = window  # side by side: a few hundred forward rows per sample, not thousands
     g = _reordered(forward, [position], len(others) + 1)
     attr = Occlusion(g).attribute(
         grid, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
-        baselines=baseline, target=forward.target, additional_forward_args=tuple(others) or None)
+        baselines=baseline, target=forward.target, additional_forward_args=tuple(others) or None,
+        perturbations_per_eval=_per_eval(len(grid)))
     return attr.detach().abs().sum(1).cpu()

@@ -77,7 +77,7 @@ class AttributionReport(GuardrailCallback):
 
     def __init__(self, dirpath: str | Path | None = None, samples: int = 64,
                  reference_samples: int = 256, n_steps: int = 32, permutations: int = 3,
-                 randomisations: int = 2, occlusion_samples: int = 8, budget_s: float = 60.0,
+                 randomisations: int = 2, occlusion_samples: int = 4, budget_s: float = 60.0,
                  max_similarity: float = 0.5, max_loss_ratio: float = 0.9,
                  min_agreement: float = 0.2,
                  max_completeness_error: float = 0.05, seed: int = 0,

@@ -1,0 +1,63 @@
+"""Headless Chromium for report.html: load it, read its console, take a screenshot.
+
+Chromium runs with the flags a closed network needs (no background networking, no sync, no
+component updates) and a fresh profile folder, so it never reaches out.
+
+Example:
+    >>> console_messages(['[1:2:INFO:CONSOLE:1] "Uncaught ReferenceError: f", source: x (1)',
+    ...                   '[1:2:WARNING:gpu_init.cc(1)] no GPU'])
+    ['[1:2:INFO:CONSOLE:1] "Uncaught ReferenceError: f", source: x (1)']
+
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--enable-logging=stderr", "--v=0")
+_CONSOLE = re.compile(r":CONSOLE|console\.cc|Uncaught|Failed to load resource", re.IGNORECASE)
+
+
+def chromium() -> str | None:
+    """Path of a Chromium or Chrome executable, or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _run(page: Path, profile: Path, *extra: str,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    exe = chromium()
+    if exe is None:
+        raise FileNotFoundError("Chromium is not installed; on Debian: `apt-get install chromium`.")
+    return subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", *extra,
+                           Path(page).resolve().as_uri()],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def render_dom(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """The page's DOM after load, and Chromium's log lines."""
+    done = _run(page, profile, "--dump-dom")
+    return done.stdout, done.stderr.splitlines()
+
+
+def screenshot(page: Path, out: Path, profile: Path, width: int = 1200,
+               height: int = 2400) -> Path:
+    """A PNG of the page's first ``width`` x ``height`` pixels."""
+    _run(page, profile, f"--screenshot={Path(out).resolve()}", f"--window-size={width},{height}")
+    if not Path(out).is_file():
+        raise RuntimeError(f"Chromium wrote no screenshot of {page}.")
+    return Path(out)
+
+
+def console_messages(log: Sequence[str]) -> list[str]:
+    """The log lines that are the page's console output (errors, warnings, logs)."""
+    return [line for line in log if _CONSOLE.search(line)]

@@ -1,0 +1,52 @@
+"""report.html in a real browser: headless Chromium loads it without console errors.
+
+Marked ``browser``; skipped where Chromium is missing (`.ci/run` installs Debian's chromium).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guardrail.findings import Finding
+from guardrail.report.browser import chromium, console_messages, render_dom
+from guardrail.report.run import write_run_files
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(chromium() is None, reason="Chromium is not installed "
+                                 "(Debian: `apt-get install chromium`)")]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    report = {"recipe": "est", "status": "completed",
+              "metrics": {"test": {"rmse_log": 0.145}},
+              "baselines": {"median": {"rmse_log": 0.289}},
+              "history": [{"epoch": 0, "val/loss": 1.0}, {"epoch": 1, "val/loss": 0.5}]}
+    write_run_files(tmp_path, report, [Finding("probe.dead_units", "warning",
+                                               "<img src=x onerror=alert(1)> is dead.")])
+    return tmp_path
+
+
+def test_report_loads_without_console_errors_and_shows_the_summary(run_dir, tmp_path):
+    dom, stderr = render_dom(run_dir / "report.html", tmp_path / "profile")
+    assert console_messages(stderr) == []
+    assert "Summary" in dom and "Training completed." in dom
+    assert "The model beats every baseline" in dom
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dom  # the finding's markup stayed text
+
+
+def test_a_page_with_a_script_error_is_caught(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><body><p>hi</p>"
+                    "<script>undefinedFunction()</script></body></html>")
+    _, stderr = render_dom(page, tmp_path / "profile")
+    assert any("undefinedFunction" in line for line in console_messages(stderr))
+
+
+def test_screenshot_script_writes_a_png(run_dir, tmp_path):
+    out = tmp_path / "shot.png"
+    subprocess.run([sys.executable, "scripts/screenshot_report.py", str(run_dir), str(out)],
+                   check=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
