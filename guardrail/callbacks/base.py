@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from lightning.pytorch import Callback, Trainer
 
-from guardrail.distributed import gather_objects
+from guardrail.distributed import gather_objects, world_size
 from guardrail.errors import ConfigError, GuardrailError
 from guardrail.findings import Finding, Severity
 
@@ -102,6 +102,9 @@ class GuardrailCallback(Callback):
         self._pending = None
         if finding not in self.findings:
             self.findings.append(finding)
+        if world_size() > 1:
+            raise GuardrailError(f"guardrail stopped training on every rank; rank {finding.rank} "
+                                 f"found: {finding.describe()}", finding)
         raise GuardrailError.from_finding(finding)
 
     def state_dict(self) -> dict[str, Any]:
