@@ -267,7 +267,7 @@ def _local(inputs: Sequence[Tensor], reference: Sequence[Tensor], ig: Tensor | N
         if ratio is not None and percentile is not None:
             row["distance_ratio"] = round(float(ratio[s]), 4)
             row["percentile"] = round(float(percentile[s]), 2)
-        row["supported"] = bool(unseen[s] == 0 and (percentile is None or percentile[s] <= 95))
+        row["supported"] = bool(unseen[s] == 0 and (percentile is None or percentile[s] <= 99))
         ranked = scores[s].nan_to_num(-1).argsort(descending=True)[:top]
         row["top_features"] = [features[i].name for i in ranked.tolist()]
         out.append(row)
