@@ -183,3 +183,22 @@ def test_tiny_fit_gives_finite_test_metrics(dm):
     assert all(math.isfinite(v) for v in metrics.values())
     # dollars are exp of log price: a 1-epoch model is off by thousands, not by log units
     assert metrics["test/mae_usd"] > 1000
+
+
+def test_explanation_agrees_with_domain_knowledge(tmp_path):
+    """Living area, overall quality and year built, under their Ames names, lead the ranking."""
+    from hydra import compose, initialize_config_module
+
+    from guardrail.build import build
+    from guardrail.callbacks import AttributionReport
+
+    with initialize_config_module("guardrail.configs", version_base="1.3"):
+        cfg = compose("train", overrides=["recipe=est", f"paths.output_dir={tmp_path}"])
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    built = build(cfg)
+    report = AttributionReport(dirpath=tmp_path, randomisations=0)
+    pl.Trainer(max_epochs=20, accelerator="cpu", logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False, callbacks=[report],
+               ).fit(built.module, datamodule=built.datamodule)
+    top5 = report.result["ranking"][:5]
+    assert {"Gr_Liv_Area", "Overall_Qual", "Year_Built"} <= set(top5), top5
