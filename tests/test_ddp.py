@@ -137,3 +137,22 @@ def test_distributed_sampler_against_a_single_process_lock(scenario, rc, expecte
     if rc == 0:  # the replay agreed on both ranks; the NaN probe, on too, stayed silent
         assert out.count("completed verified=[True]") == 2
         assert "probe.nonfinite" not in checks
+
+
+def test_torchrun_launch_as_documented(tmp_path):
+    """The multi-node recipe of configs/trainer/ddp.yaml, on one node: torchrun starts both
+    ranks, each composes its own Hydra config, and the shared hydra.run.dir gets one report."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_dir = tmp_path / "run"
+    rc, out, err = launch([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2",
+                           f"--master-port={port}", "-m", "guardrail.train", "recipe=est",
+                           "trainer=ddp_cpu", f"hydra.run.dir={run_dir}", *QUICK], tmp_path)
+    assert rc == 0, err[-3000:]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "completed" and report["resources"]["world_size"] == 2
+    assert len(list(tmp_path.rglob("report.json"))) == 1
+    assert out.count("findings:") == 1
