@@ -50,6 +50,7 @@ from guardrail.attribution.features import (
 )
 from guardrail.attribution.methods import (
     Forward,
+    embedding_gradients,
     integrated_gradients,
     occlusion,
     permutation_importance,
@@ -143,23 +144,29 @@ def explain(
     order = perm.nanmean(0).argsort(descending=True)
     result["ranking"] = [features[i].name for i in order.tolist()]
 
-    baselines = tuple(r.float().mean(0, keepdim=True) if r.is_floating_point() else r[:1]
-                      for r in reference)
+    baselines = tuple(r.float().mean(0, keepdim=True) if r.is_floating_point()
+                      else r.mode(0, keepdim=True).values for r in reference)  # mean, or mode
     ig_attrs, ig_grads, completeness = integrated_gradients(forward, inputs, baselines, n_steps)
-    ig = per_feature(ig_attrs, masks, features) if completeness is not None else None
-    if ig is not None and completeness is not None:
+    ig = per_feature(ig_attrs, masks, features) if completeness is not None \
+        else torch.full((len(inputs[0]), len(features)), float("nan"))
+    for k, values in embedding_gradients(forward, module, inputs, baselines, features,
+                                         n_steps).items():
+        ig[:, k] = values
+    if torch.isfinite(ig[0]).any():
         result["methods"]["integrated_gradients"] = {
             **_global(ig, seed),
-            # the shortfall of all attributions against what they should add up to
-            "completeness_error": round(float(completeness[:, 0].sum()
-                                              / completeness[:, 1].sum().clamp_min(1e-12)), 6)}
+            # the shortfall of the float inputs' attributions against what they should add
+            # up to (layer IG of embeddings is a second integral: not included)
+            "completeness_error": None if completeness is None else round(float(
+                completeness[:, 0].sum() / completeness[:, 1].sum().clamp_min(1e-12)), 6)}
         covered = torch.isfinite(ig[0])
         result["agreement"] = {"features": spearman(perm.nanmean(0)[covered],
                                                     ig.abs().nanmean(0)[covered]),
                                "features_compared": int(covered.sum())}
     else:
-        result["skipped"].append("Integrated Gradients: no floating-point input (ids and "
-                                  "categories only); the ranking is by permutation alone")
+        result["skipped"].append("Integrated Gradients: no floating-point input and no "
+                                  "embedding reading an integer one; the ranking is by "
+                                  "permutation alone")
         result["agreement"] = {"features": None, "features_compared": 0}
 
     arrays["ig_maps"], arrays["occlusion_maps"], arrays["time_profiles"] = {}, {}, {}
@@ -190,7 +197,8 @@ def explain(
                                                features, task, n_steps, permutations,
                                                randomisations, seed, loss)
 
-    result["local"] = _local(inputs, reference, ig, perm, features)
+    result["local"] = _local(inputs, reference, ig if torch.isfinite(ig).all() else None, perm,
+                             features)
     result["seconds"] = round(time.perf_counter() - start, 3)
     return result, arrays
 

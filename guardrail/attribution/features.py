@@ -111,7 +111,7 @@ def per_feature(attributions: Sequence[Tensor | None], masks: Sequence[Tensor],
         [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
 
     """
-    n = next(a.shape[0] for a in attributions if a is not None)
+    n = next((a.shape[0] for a in attributions if a is not None), 0)
     out = torch.full((n, len(features)), float("nan"))
     for k, f in enumerate(features):
         attr = attributions[f.input]

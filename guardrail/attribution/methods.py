@@ -7,6 +7,8 @@ Every method sees the model through :class:`Forward`, which turns whatever the m
 - :func:`integrated_gradients`: IG on the floating-point inputs, from a baseline of training
   means, with its convergence delta (completeness error) and the path-averaged gradients;
   integer inputs (ids, categories) ride along unchanged: no gradient reaches an index.
+- :func:`embedding_gradients`: layer IG through the embeddings that read integer inputs
+  (categories, ids, tokens), attributed to the feature each embedding reads.
 - :func:`permutation_importance`: every feature permuted across the explained samples, one
   feature at a time (all its elements at once, so an embedded category or a whole channel is
   one feature); the mean absolute change of the output. It works on any input dtype.
@@ -34,11 +36,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from captum.attr import FeaturePermutation, IntegratedGradients, Occlusion
+from captum.attr import (
+    FeaturePermutation,
+    IntegratedGradients,
+    LayerIntegratedGradients,
+    Occlusion,
+)
 from lightning.pytorch.utilities.seed import isolate_rng
 from torch import Tensor, nn
 
-from guardrail.attribution.features import Feature, per_feature
+from guardrail.attribution.features import Feature, feature_axis, per_feature
 
 
 def first_tensor(out: Any) -> Tensor:
@@ -127,6 +134,55 @@ def integrated_gradients(
     total = sum(a.reshape(len(a), -1).sum(1) for a in attrs if a is not None)
     delta = (total - gap).abs()  # type: ignore[operator]
     return attrs, grads, torch.stack([delta.cpu(), gap.abs().cpu()], 1)
+
+
+def _reads(index: Tensor, inputs: Sequence[Tensor], feature: Feature) -> bool:
+    """Whether an embedding's index tensor is exactly ``feature``'s column of the inputs."""
+    x = inputs[feature.input]
+    column = x if feature.index is None else x.select(feature_axis(x) or 0, feature.index)
+    return index.shape == column.shape and bool(torch.equal(index, column))
+
+
+def embedding_gradients(
+    forward: Forward, module: nn.Module, inputs: Sequence[Tensor], baselines: Sequence[Tensor],
+    features: Sequence[Feature], n_steps: int = 32,
+) -> dict[int, Tensor]:
+    """``{feature k: [N] attributions}`` for integer features, by layer IG on their embeddings.
+
+    An embedding is matched to the feature whose column it reads (seen on one forward pass);
+    embeddings that read something else (offsets added, a lookup of another table) or that
+    several columns match are left out. Each feature's attribution is the layer IG of its
+    embedding's output from the embedding of the baseline id, summed over the embedding.
+    """
+    embeddings = [m for m in module.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)]
+    if not embeddings or all(x.is_floating_point() for x in inputs):
+        return {}
+    seen: dict[nn.Module, Tensor] = {}
+    hooks = [e.register_forward_pre_hook(
+        lambda m, args: seen.setdefault(m, args[0]) if args else None) for e in embeddings]
+    try:
+        with torch.no_grad():
+            forward(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    matched: dict[nn.Module, int] = {}
+    for layer, index in seen.items():
+        ks = [k for k, f in enumerate(features)
+              if f.kind in ("categorical", "id") and _reads(index, inputs, f)]
+        if len(ks) == 1 and ks[0] not in matched.values():
+            matched[layer] = ks[0]
+    if not matched:
+        return {}
+    layers = list(matched)
+    base = tuple(b.expand_as(x) if not x.is_floating_point() else x
+                 for x, b in zip(inputs, baselines, strict=True))
+    attrs = LayerIntegratedGradients(forward, layers).attribute(
+        tuple(inputs), baselines=base, target=forward.target, n_steps=n_steps,
+        internal_batch_size=max(len(inputs[0]), 1) * 8)
+    attrs = attrs if isinstance(attrs, list) else [attrs]
+    return {matched[layer]: a.detach().reshape(len(a), -1).sum(1).float().cpu()
+            for layer, a in zip(layers, attrs, strict=True)}
 
 
 def permutation_importance(

@@ -96,7 +96,8 @@ def test_findings_made_after_the_best_checkpoint_survive_testing_it(tmp_path):
     """Testing the best checkpoint restores callback state from before the attribution."""
     data = Known(600)
     callbacks = [ModelCheckpoint(dirpath=tmp_path, monitor="val/loss"),
-                 AttributionReport(dirpath=tmp_path, samples=100, randomisations=0),
+                 AttributionReport(dirpath=tmp_path, samples=100, randomisations=0,
+                                   max_completeness_error=-1.0),  # always an info finding
                  RunReport(tmp_path)]
     trainer = quiet_trainer(callbacks=callbacks, max_epochs=2, enable_checkpointing=True)
     module = mlp_module()
@@ -118,7 +119,7 @@ class IdsOnly(nn.Module):
         return (self.users(users) * self.items(items)).sum(1), "aux"
 
 
-def test_integer_inputs_and_tuple_outputs_are_attributed_by_permutation_alone(tmp_path):
+def test_integer_inputs_and_tuple_outputs_are_attributed_through_their_embeddings(tmp_path):
     users, items = torch.randint(20, (400,)), torch.randint(30, (400,))
     data = DataLoader(TensorDataset(users, items, torch.randn(400)), batch_size=50)
 
@@ -130,7 +131,9 @@ def test_integer_inputs_and_tuple_outputs_are_attributed_by_permutation_alone(tm
     quiet_trainer(callbacks=[report], max_epochs=1, limit_val_batches=0).fit(
         Module(IdsOnly(), feature_names=["user", "item"]), train_dataloaders=data)
     assert sorted(report.result["ranking"]) == ["item", "user"]
-    assert "integrated_gradients" not in report.result["methods"]
+    layer_ig = report.result["methods"]["integrated_gradients"]
+    assert all(v > 0 for v in layer_ig["importance"])  # both ids, through their embeddings
+    assert layer_ig["completeness_error"] is None  # defined for float inputs only
     checks = [(f.check, f.severity) for f in report.findings]
     assert ("attribution.skipped", "info") in checks  # said what it could not do
 
