@@ -86,3 +86,24 @@ def test_bad_arguments_are_named_together():
     with pytest.raises(ConfigError, match=r"every_n_steps=0 must be >= 1; "
                                           r"memory_fraction=1.5 must be in \(0, 1\]"):
         ResourceMonitor(every_n_steps=0, memory_fraction=1.5)
+
+
+def test_on_a_gpu_only_every_nth_step_is_timed_and_synchronised(monkeypatch):
+    """The schedule, with CUDA's calls replaced: a timed step needs both of its ends synced."""
+    synced, step = [], [0]
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(step[0]))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 3 * 2**30)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**30, 4 * 2**30))
+    monkeypatch.setattr(torch.cuda, "utilization", lambda device=None: 80.0)
+    monitor = ResourceMonitor(every_n_steps=4)
+    monitor._cuda = torch.device("cuda", 0)
+    monitor.on_train_epoch_start(None, None)
+    batch = (torch.zeros(16, 4), torch.zeros(16))
+    for k in range(12):
+        step[0] = k
+        monitor.on_train_batch_start(None, None, batch, k)
+        monitor.on_train_batch_end(None, None, None, batch, k)
+    assert synced == [0, 3, 4, 7, 8, 11]  # not every step
+    assert monitor.timing.steps == 2 and monitor.timing.samples == 32  # steps 4 and 8
+    assert monitor.memory["device_peak"] == 3 * 2**30
+    assert monitor.memory["device_used"] == 3 * 2**30 and monitor._util == [80.0] * 3
