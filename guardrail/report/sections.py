@@ -107,7 +107,7 @@ def _reliability(result: dict[str, Any]) -> str:
          agreement.get("pixels")),
         (f"Randomisation sanity check: {verdict}. Similarity of the explanation to that of "
          "a model with random weights (low is good)", sanity.get("similarity_to_randomised")),
-        ("... and between two random models (the bar to stay below)",
+        ("... and between two random models (what the architecture alone gives)",
          sanity.get("similarity_between_randomised")),
         ("IG completeness error (share of the prediction left unexplained)",
          ig.get("completeness_error")),
