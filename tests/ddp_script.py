@@ -3,7 +3,8 @@
     python tests/ddp_script.py SCENARIO RUN_DIR DEVICES
 
 Scenarios: ``nan`` (rank 1 alone produces NaN, recorded), ``nan_strict`` (the same under a
-strict policy: every rank stops), ``lock_shuffle`` / ``lock_sequential`` (a ConfigLock in
+strict policy: every rank stops), ``noisy`` (rank 1 alone adds unseeded noise, which the
+determinism replay must catch), ``lock_shuffle`` / ``lock_sequential`` (a ConfigLock in
 RUN_DIR/locks over a train loader with / without shuffling). Each rank prints one line
 ``rank R: ...`` saying how it ended. Lightning re-runs this file for rank 1 with the same
 arguments.
@@ -42,6 +43,20 @@ class PoisonOnRank1(nn.Module):
         return x
 
 
+class NoisyOnRank1(nn.Module):
+    """The identity, except on global rank 1, where it adds noise from an OS-seeded generator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator = torch.Generator()
+        self.generator.seed()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if dist.is_initialized() and dist.get_rank() == 1:
+            return x + 0.1 * torch.randn(x.shape, generator=self.generator)
+        return x
+
+
 def main(scenario: str, run_dir: Path, devices: int) -> int:
     warnings.filterwarnings("ignore")
     pl.seed_everything(0, verbose=False)
@@ -52,6 +67,9 @@ def main(scenario: str, run_dir: Path, devices: int) -> int:
         net = nn.Sequential(nn.Linear(4, 8), PoisonOnRank1(), nn.Linear(8, 1))
         policy = "strict" if scenario == "nan_strict" else "record"
         guards: list[pl.Callback] = [ActivationProbe(policy=policy, every_n_steps=1)]
+    elif scenario == "noisy":
+        net = nn.Sequential(nn.Linear(4, 8), NoisyOnRank1(), nn.Linear(8, 1))
+        guards = [DeterminismGuard(verify_steps=2)]
     else:
         net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
         guards = [ConfigLock(lock_dir=run_dir / "locks", name="tiny"),

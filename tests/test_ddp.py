@@ -99,6 +99,16 @@ def test_strict_finding_on_rank_1_stops_every_rank_with_it(tmp_path):
     assert [(f["where"], f["rank"]) for f in findings(tmp_path / "run")] == [("net.1", 1)]
 
 
+def test_determinism_mismatch_on_rank_1_alone_fails_verification_on_every_rank(tmp_path):
+    rc, out, err = launch([sys.executable, str(SCRIPT), "noisy", str(tmp_path / "run"), "2"],
+                          tmp_path)
+    assert rc == 0, err[-3000:]
+    assert out.count("completed verified=[False]") == 2  # the ranks agree on the verdict
+    mismatches = [(f["where"], f["rank"]) for f in findings(tmp_path / "run")
+                  if f["check"] == "determinism.mismatch"]
+    assert mismatches == [("net.1", 1)]
+
+
 def test_strict_config_lock_refusal_stops_both_ranks(tmp_path):
     approve = subprocess.run([sys.executable, "-m", "guardrail", "approve", "recipe=est",
                               "--lock-dir", "locks"], cwd=tmp_path, capture_output=True,
