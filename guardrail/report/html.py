@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,8 @@ from guardrail.report.sections import (
     resources_section,
     sanity_sentence,
 )
+from guardrail.report.text import escape as _e
+from guardrail.report.text import number as _num
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -40,16 +41,6 @@ code{background:#f6f8fa;padding:0 .2rem}.num{text-align:right;font-variant-numer
 .error{color:#cf222e;font-weight:600}.warning{color:#9a6700;font-weight:600}.info{color:#57606a}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto}
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return _e(f"{value:.4g}") if math.isfinite(value) else _e(value)
-    return _e(value)
 
 
 def traffic_lights(report: dict[str, Any], findings: Sequence[Finding],

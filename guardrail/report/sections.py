@@ -17,23 +17,14 @@ Example:
 from __future__ import annotations
 
 import base64
-import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from guardrail.report.text import escape as _e
+from guardrail.report.text import number as _num
+
 TOP = 10
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return _e(f"{value:.4g}") if math.isfinite(value) else _e(value)
-    return _e("" if value is None else value)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
