@@ -4,7 +4,8 @@
 
 Scenarios: ``nan`` (rank 1 alone produces NaN, recorded), ``nan_strict`` (the same under a
 strict policy: every rank stops), ``noisy`` (rank 1 alone adds unseeded noise, which the
-determinism replay must catch), ``lock_shuffle`` / ``lock_sequential`` (a ConfigLock in
+determinism replay must catch), ``slow`` (rank 1 alone loads its data slowly),
+``lock_shuffle`` / ``lock_sequential`` (a ConfigLock in
 RUN_DIR/locks over a train loader with / without shuffling). Each rank prints one line
 ``rank R: ...`` saying how it ended. Lightning re-runs this file for rank 1 with the same
 arguments.
@@ -13,6 +14,7 @@ arguments.
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -57,16 +59,29 @@ class NoisyOnRank1(nn.Module):
         return x
 
 
+class SlowOnRank1(TensorDataset):
+    """Samples cost 4 ms each on global rank 1 (a slow disk there), nothing on rank 0."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        if dist.is_initialized() and dist.get_rank() == 1:
+            time.sleep(0.004)
+        return super().__getitem__(i)
+
+
 def main(scenario: str, run_dir: Path, devices: int) -> int:
     warnings.filterwarnings("ignore")
     pl.seed_everything(0, verbose=False)
     x, y = torch.randn(128, 4), torch.randn(128)
     shuffle = scenario != "lock_sequential"
-    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=shuffle)
+    data = (SlowOnRank1 if scenario == "slow" else TensorDataset)(x, y)
+    loader = DataLoader(data, batch_size=16, shuffle=shuffle)
     if scenario.startswith("nan"):
         net = nn.Sequential(nn.Linear(4, 8), PoisonOnRank1(), nn.Linear(8, 1))
         policy = "strict" if scenario == "nan_strict" else "record"
         guards: list[pl.Callback] = [ActivationProbe(policy=policy, every_n_steps=1)]
+    elif scenario == "slow":
+        net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        guards = []
     elif scenario == "noisy":
         net = nn.Sequential(nn.Linear(4, 8), NoisyOnRank1(), nn.Linear(8, 1))
         guards = [DeterminismGuard(verify_steps=2)]
@@ -79,7 +94,7 @@ def main(scenario: str, run_dir: Path, devices: int) -> int:
         accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
         max_steps=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, default_root_dir=run_dir,
-        callbacks=[*guards, ResourceMonitor(), RunReport(run_dir, html=False)])
+        callbacks=[*guards, ResourceMonitor(min_steps=2), RunReport(run_dir, html=False)])
     try:
         trainer.fit(GuardrailModule(net, lr=0.01), loader)
     except GuardrailError as err:

@@ -109,6 +109,21 @@ def test_determinism_mismatch_on_rank_1_alone_fails_verification_on_every_rank(t
     assert mismatches == [("net.1", 1)]
 
 
+@pytest.mark.parametrize(("scenario", "slow_rank"), [("slow", 1), ("lock_shuffle", None)])
+def test_input_bound_is_reported_by_the_slow_rank_alone(scenario, slow_rank, tmp_path):
+    rc, _, err = launch([sys.executable, str(SCRIPT), scenario, str(tmp_path / "run"), "2"],
+                        tmp_path)
+    assert rc == 0, err[-3000:]
+    bound = [f for f in findings(tmp_path / "run") if f["check"] == "resources.input_bound"]
+    assert [(f["where"], f["rank"]) for f in bound] == (
+        [("train_dataloader", slow_rank)] if slow_rank is not None else [])
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["resources"]["world_size"] == 2
+    if slow_rank is not None:
+        assert f"on rank {slow_rank}" in bound[0]["message"]
+        assert report["resources"]["slowest_rank"] == slow_rank
+
+
 def test_strict_config_lock_refusal_stops_both_ranks(tmp_path):
     approve = subprocess.run([sys.executable, "-m", "guardrail", "approve", "recipe=est",
                               "--lock-dir", "locks"], cwd=tmp_path, capture_output=True,

@@ -16,6 +16,7 @@ from guardrail.checks.resources import (
     StepTiming,
     input_bound_findings,
     memory_findings,
+    slowest,
     summarise,
 )
 from guardrail.distributed import gather_objects
@@ -171,13 +172,11 @@ class ResourceMonitor(GuardrailCallback):
         self._summary = summarise(per_rank)
         self._summary["device"] = pl_module.device.type
         self.log_metrics(trainer, _logged(self._summary))
-        rank, slow = max(enumerate(per_rank), key=lambda r: StepTiming(**r[1]["timing"])
-                         .wait_fraction)
-        loader = trainer.train_dataloader
-        self.emit_once(trainer, input_bound_findings(
-            StepTiming(**slow["timing"]), "train_dataloader",
-            getattr(loader, "num_workers", None), self.input_bound_fraction, self.min_steps,
-            rank if len(per_rank) > 1 else None))
+        rank, slow = slowest([r["timing"] for r in per_rank])
+        if rank == trainer.global_rank:  # the slowest rank reports it, so it carries its rank
+            self.emit_once(trainer, input_bound_findings(
+                slow, "train_dataloader", getattr(trainer.train_dataloader, "num_workers", None),
+                self.input_bound_fraction, self.min_steps, rank if len(per_rank) > 1 else None))
         s = self._summary
         for where, used, capacity, own in (
                 ("host", s["host_used_mb"], s["host_capacity_mb"], s["host_rss_peak_mb"]),
