@@ -262,7 +262,7 @@ def _local(inputs: Sequence[Tensor], reference: Sequence[Tensor], ig: Tensor | N
     unseen = torch.zeros(n, dtype=torch.long)
     for f in features:
         x, r = inputs[f.input], reference[f.input]
-        if x.is_floating_point():
+        if x.is_floating_point() or isinstance(f.index, tuple):
             continue
         col = x if f.index is None else x.select(-1, f.index)
         ref_col = r if f.index is None else r.select(-1, f.index)

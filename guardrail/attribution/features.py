@@ -14,8 +14,9 @@ input shape               feature axis        one feature is
 Names come from the module's ``feature_names`` (one per feature, inputs in order, as
 :class:`~guardrail.GuardrailModule` declares them); without them, or when their count does
 not match, features are numbered ``x0[3]`` (input 0, column 3). A categorical column that
-a model embeds is one integer column, so its one-hot or embedding expansion is never split
-into pieces: it is reported under the original column's name.
+a model embeds is one integer column, so its embedding is never split into pieces; one-hot
+columns named alike (``["colour", "colour", "colour", "size"]``) are one feature, reported
+under that name.
 
 Example:
     >>> import torch
@@ -25,6 +26,8 @@ Example:
 ('x1[1]', 1, 1, 'categorical'), ('x1[2]', 1, 2, 'categorical')]
     >>> [f.name for f in describe((torch.zeros(4, 2),), ["area", "year"])]
     ['area', 'year']
+    >>> [(f.name, f.index) for f in describe((torch.zeros(4, 3),), ["colour", "colour", "size"])]
+    [('colour', (0, 1)), ('size', 2)]
 
 """
 
@@ -39,12 +42,23 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Feature:
-    """One named feature: ``index`` along ``input``'s feature axis (None: the whole input)."""
+    """One named feature of one input.
+
+    ``index`` is its position along the input's feature axis: None for the whole input, a
+    tuple for the one-hot columns of one variable.
+    """
 
     name: str
     input: int
-    index: int | None
+    index: int | tuple[int, ...] | None
     kind: str  # numeric | categorical | channel | id
+
+    @property
+    def columns(self) -> tuple[int, ...]:
+        """The positions along the feature axis (empty for a whole input)."""
+        if self.index is None:
+            return ()
+        return self.index if isinstance(self.index, tuple) else (self.index,)
 
 
 def feature_axis(x: Tensor) -> int | None:
@@ -71,8 +85,17 @@ def describe(inputs: Sequence[Tensor], names: Sequence[str] | None = None) -> li
             "numeric" if x.is_floating_point() else "categorical")
         slots.extend((i, j, kind) for j in range(x.shape[axis]))
     named = names is not None and len(names) == len(slots)
-    return [Feature(str(names[k]) if named else (f"x{i}" if j is None else f"x{i}[{j}]"),
-                    i, j, kind) for k, (i, j, kind) in enumerate(slots)]
+    out: list[Feature] = []
+    for k, (i, j, kind) in enumerate(slots):
+        name = str(names[k]) if named and names is not None else (
+            f"x{i}" if j is None else f"x{i}[{j}]")
+        same = next((n for n, f in enumerate(out) if f.name == name and f.input == i
+                     and j is not None and f.index is not None), None)
+        if same is None:
+            out.append(Feature(name, i, j, kind))
+        else:  # a one-hot column of a variable already seen: the same feature
+            out[same] = Feature(name, i, (*out[same].columns, j), out[same].kind)
+    return out
 
 
 def feature_masks(inputs: Sequence[Tensor], features: Sequence[Feature]) -> tuple[Tensor, ...]:
@@ -90,9 +113,8 @@ def feature_masks(inputs: Sequence[Tensor], features: Sequence[Feature]) -> tupl
     for k, f in enumerate(features):
         if f.index is None:
             masks[f.input].fill_(k)
-        else:
-            axis = feature_axis(inputs[f.input])
-            masks[f.input].select(axis, f.index).fill_(k)  # type: ignore[arg-type]
+        for j in f.columns:
+            masks[f.input].select(feature_axis(inputs[f.input]) or 0, j).fill_(k)
     return tuple(masks)
 
 

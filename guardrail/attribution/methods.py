@@ -138,6 +138,8 @@ def integrated_gradients(
 
 def _reads(index: Tensor, inputs: Sequence[Tensor], feature: Feature) -> bool:
     """Whether an embedding's index tensor is exactly ``feature``'s column of the inputs."""
+    if isinstance(feature.index, tuple):
+        return False
     x = inputs[feature.input]
     column = x if feature.index is None else x.select(feature_axis(x) or 0, feature.index)
     return index.shape == column.shape and bool(torch.equal(index, column))

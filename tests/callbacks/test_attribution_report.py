@@ -197,3 +197,17 @@ def test_grids_get_heat_maps_from_two_methods(tmp_path):
     assert arrays["ig_maps"][0].shape == (6, 16, 16)
     assert arrays["occlusion_maps"][0].shape == (4, 16, 16)  # occlusion_samples
     assert result["agreement"]["pixels"] is not None
+
+
+def test_one_hot_columns_named_alike_are_one_feature():
+    torch.manual_seed(0)
+    colour = torch.nn.functional.one_hot(torch.randint(3, (200,)), 3).float()
+    x = torch.cat([colour, torch.randn(200, 2)], 1)
+    net = nn.Linear(5, 1)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[2.0, -2.0, 0.0, 0.1, 0.0]]))
+    names = ["colour", "colour", "colour", "size", "weight"]
+    result, _ = explain(net, (x[:64],), (x[64:],), names=names, randomisations=0)
+    assert [f["name"] for f in result["features"]] == ["colour", "size", "weight"]
+    assert result["features"][0]["index"] == (0, 1, 2)
+    assert result["ranking"][0] == "colour"
