@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,7 @@ class ResourceMonitor(GuardrailCallback):
         self._summary: dict[str, Any] = {}
         self._cuda: torch.device | None = None
         self._util: list[float] = []
+        self._memory_failed = False
         self._k = 0  # training batches seen
         self._ready = False  # the previous step ended synchronised: the next wait is true
         self._last_end = self._start = 0.0
@@ -199,6 +201,15 @@ class ResourceMonitor(GuardrailCallback):
         self._wait = None
 
     def _read_memory(self) -> None:
+        # Never raises: a rank that failed here would leave the others in the epoch-end gather.
+        try:
+            self._read_memory_unsafe()
+        except Exception as err:
+            if not self._memory_failed:
+                warnings.warn(f"ResourceMonitor could not read memory: {err}", stacklevel=2)
+            self._memory_failed = True
+
+    def _read_memory_unsafe(self) -> None:
         m = self.memory
         rss = _peak_rss()
         if rss is not None:
@@ -248,6 +259,13 @@ def _peak_rss() -> float | None:
 def _host_memory() -> tuple[float, float] | None:
     """(bytes in use, capacity) of the machine, or of its container where that is smaller."""
     try:
+        return _host_memory_unsafe()
+    except Exception:  # an unexpected /proc or cgroup layout: not measured, never an error
+        return None
+
+
+def _host_memory_unsafe() -> tuple[float, float] | None:
+    try:
         info = dict(line.split(":", 1) for line in
                     Path("/proc/meminfo").read_text().splitlines() if ":" in line)
         total = int(info["MemTotal"].split()[0]) * 1024
@@ -264,7 +282,7 @@ def _host_memory() -> tuple[float, float] | None:
         except (OSError, ValueError):  # no such cgroup, or "max": no limit
             continue
         if cap < total:
-            stat = dict(line.split() for line in
+            stat = dict(line.split()[:2] for line in
                         Path(root, "memory.stat").read_text().splitlines() if " " in line)
             return float(now - int(stat.get(cache, 0))), float(cap)  # page cache is reclaimable
     return float(used), float(total)

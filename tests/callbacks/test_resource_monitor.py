@@ -107,3 +107,18 @@ def test_on_a_gpu_only_every_nth_step_is_timed_and_synchronised(monkeypatch):
     assert monitor.timing.steps == 2 and monitor.timing.samples == 32  # steps 4 and 8
     assert monitor.memory["device_peak"] == 3 * 2**30
     assert monitor.memory["device_used"] == 3 * 2**30 and monitor._util == [80.0] * 3
+
+
+def test_memory_that_cannot_be_read_never_stops_training(monkeypatch):
+    import guardrail.callbacks.resource_monitor as rm
+
+    def broken():
+        raise ValueError("unexpected /proc layout")
+
+    monkeypatch.setattr(rm, "_host_memory_unsafe", broken)
+    monkeypatch.setattr(rm, "_peak_rss", broken)
+    monitor = ResourceMonitor(every_n_steps=1)
+    with pytest.warns(UserWarning, match="could not read memory: unexpected /proc layout"):
+        trainer = fit(monitor, DataLoader(TensorDataset(torch.randn(32, 4), torch.randn(32)), 8))
+    assert trainer.global_step == 4 and monitor.summary()["steps_measured"] == 4
+    assert [f.check for f in monitor.findings] == ["resources.skipped"]  # host memory: not read
