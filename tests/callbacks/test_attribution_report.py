@@ -12,6 +12,7 @@ from guardrail import GuardrailModule
 from guardrail.attribution import explain
 from guardrail.callbacks import AttributionReport, RunReport
 from guardrail.checks.attribution import attribution_findings
+from guardrail.report.run import rerender
 
 RELEVANT = ["income", "debt", "age", "tenure", "usage"]
 NOISE = [f"noise_{i}" for i in range(5)]
@@ -90,6 +91,8 @@ def test_markup_in_a_feature_name_is_shown_as_text(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>" not in page
     assert "What the model relies on" in page and "data:image/png;base64," in page
+    (tmp_path / "report.html").unlink()
+    assert rerender(tmp_path).read_text() == page  # `guardrail report RUN_DIR` re-renders it
 
 
 def test_findings_made_after_the_best_checkpoint_survive_testing_it(tmp_path):
