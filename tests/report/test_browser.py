@@ -7,8 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
+from guardrail import GuardrailModule
+from guardrail.callbacks import AttributionReport
 from guardrail.findings import Finding
 from guardrail.report.browser import chromium, console_messages, render_dom
 from guardrail.report.run import write_run_files
@@ -20,6 +26,12 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.fixture
 def run_dir(tmp_path):
+    """A run directory with an explanation (plots embedded) and a finding holding markup."""
+    x, y = torch.randn(300, 4), torch.randn(300)
+    loader = DataLoader(TensorDataset(x, y), batch_size=50)
+    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, callbacks=[AttributionReport(tmp_path)]).fit(
+        GuardrailModule(nn.Linear(4, 1), feature_names=["a", "b", "c", "d"]), loader, loader)
     report = {"recipe": "est", "status": "completed",
               "metrics": {"test": {"rmse_log": 0.145}},
               "baselines": {"median": {"rmse_log": 0.289}},
@@ -35,6 +47,7 @@ def test_report_loads_without_console_errors_and_shows_the_summary(run_dir, tmp_
     assert "Summary" in dom and "Training completed." in dom
     assert "The model beats every baseline" in dom
     assert "&lt;img src=x onerror=alert(1)&gt;" in dom  # the finding's markup stayed text
+    assert "What the model relies on" in dom and "data:image/png;base64," in dom
 
 
 def test_a_page_with_a_script_error_is_caught(tmp_path):
