@@ -54,8 +54,10 @@ def findings(run_dir):
     return [json.loads(line) for line in (run_dir / "findings.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("recipe", ["wea", "est"])
+@pytest.mark.parametrize("recipe", ["wea", "est", "ccf"])
 def test_recipe_under_ddp_cpu_writes_each_run_file_once(recipe, tmp_path):
+    """CCF's baselines use torchmetrics objects, which synchronise under DDP: rank zero must
+    not call them alone (it did, and the run hung)."""
     run_dir = tmp_path / "run"
     rc, out, err = launch([sys.executable, "-m", "guardrail.train", f"recipe={recipe}",
                            "trainer=ddp_cpu", f"hydra.run.dir={run_dir}", *QUICK], tmp_path)

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from guardrail.callbacks.base import best_effort, collect_findings
 from guardrail.callbacks.resource_monitor import ResourceMonitor
+from guardrail.distributed import world_size
 from guardrail.findings import Finding
 from guardrail.report.run import write_run_files
 
@@ -95,9 +96,12 @@ class RunReport(Callback):
         """
         findings = collect_findings(trainer, gather=gather) if trainer is not None else []
         findings += extra_findings or []
+        # A datamodule's baselines() may hold collectives (torchmetrics objects sync under
+        # DDP): call it on every rank, and only where every rank is (gather), or alone.
+        baselines = _baselines(trainer) if gather or world_size() == 1 else {}
         if trainer is not None and not trainer.is_global_zero:
             return
-        self._write(status, error, findings, _baselines(trainer), _resources(trainer))
+        self._write(status, error, findings, baselines, _resources(trainer))
 
     @rank_zero_only
     def _write(self, status: str, error: str | None, findings: list[Finding],

@@ -99,7 +99,7 @@ class RecallAtFPR(torchmetrics.Metric):
 
     def compute(self) -> Tensor:
         """The exact recall at ``max_fpr`` over everything seen."""
-        if not self.scores:
+        if isinstance(self.scores, list) and not self.scores:  # under DDP, synced: a tensor
             return torch.tensor(0.0)
         return recall_at_fpr(dim_zero_cat(self.scores), dim_zero_cat(self.target), self.max_fpr)
 
@@ -130,6 +130,7 @@ def score_predictions(scores: np.ndarray, target: np.ndarray) -> dict[str, float
     """
     results = {}
     for name, metric in fraud_metrics().items():
+        metric.sync_on_compute = False  # this process's whole split: nothing to gather under DDP
         metric.update(torch.as_tensor(scores, dtype=torch.float32),
                       torch.as_tensor(target, dtype=torch.long))
         results[name] = float(metric.compute())
