@@ -170,8 +170,9 @@ def distributed_sampler_findings(
     if swapped:
         findings.append(Finding(
             "config.distributed_sampler", Severity.INFO,
-            f"DDP replaced the sampler of {', '.join(swapped)} with a DistributedSampler that "
-            "shuffles as the locked one did; each rank reads its own share of the data.",
+            f"The sampler of {', '.join(swapped)} differs from the lock only by DDP's "
+            "DistributedSampler, which shuffles as the other one does (under DDP each rank "
+            "reads its own share of the data).",
             where=f"{swapped[0]}.sampler", evidence={"loaders": swapped},
             hint="Nothing to do; the data-order fingerprint in manifest.json covers all ranks."))
     if forced:
