@@ -190,9 +190,15 @@ class ResourceMonitor(GuardrailCallback):
                     own=None if own is None else own * MB))
 
     def summary(self) -> dict[str, Any]:
-        """The run's figures over all ranks (as of the last training epoch's end)."""
+        """The run's figures over all ranks (as of the last training epoch's end).
+
+        Before a training epoch has ended: this rank's figures so far; ``{}`` before any
+        training step (a run that only validates or tests has none).
+        """
         if self._summary:
             return dict(self._summary)
+        if not self.timing.steps and not self.memory:
+            return {}
         return summarise([{"timing": dataclasses.asdict(self.timing), **self.memory}])
 
     def _restart(self) -> None:

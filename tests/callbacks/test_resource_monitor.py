@@ -122,3 +122,12 @@ def test_memory_that_cannot_be_read_never_stops_training(monkeypatch):
         trainer = fit(monitor, DataLoader(TensorDataset(torch.randn(32, 4), torch.randn(32)), 8))
     assert trainer.global_step == 4 and monitor.summary()["steps_measured"] == 4
     assert [f.check for f in monitor.findings] == ["resources.skipped"]  # host memory: not read
+
+
+def test_a_run_that_only_tests_has_no_resources_to_report(tmp_path):
+    monitor = ResourceMonitor()
+    trainer = quiet_trainer(callbacks=[monitor, RunReport(tmp_path, html=False)])
+    data = DataLoader(TensorDataset(torch.randn(32, 4), torch.randn(32)), 8)
+    trainer.test(GuardrailModule(torch.nn.Linear(4, 1)), data, verbose=False)
+    assert monitor.summary() == {}
+    assert json.loads((tmp_path / "report.json").read_text())["resources"] is None
