@@ -22,7 +22,9 @@ class RunReport(Callback):
     report.json is written when fitting starts (status ``running``), after fitting and testing
     (``completed``), and on an exception (``interrupted`` for Ctrl-C, else ``failed`` with the
     error), so a run that dies still leaves a valid report saying so. Files are written
-    atomically, on global rank zero only, after findings are gathered from every rank.
+    atomically, on global rank zero only, after findings are gathered from every rank. When
+    the trainer has a ``ResourceMonitor``, its summary (all ranks) is report.json's
+    ``resources``.
 
     Args:
         dirpath: Folder for the files; default: the trainer's ``default_root_dir``.
