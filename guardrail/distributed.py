@@ -7,9 +7,6 @@ need no special case.
 Example:
     >>> gather_objects({"rank": 0})
     [{'rank': 0}]
-    >>> reduce_numbers({"samples_per_s": 10.0, "peak_mb": 3.0},
-    ...                {"samples_per_s": "sum", "peak_mb": "max"})
-    {'peak_mb': 3.0, 'samples_per_s': 10.0}
     >>> on_rank_zero(lambda: "read once")
     'read once'
 
@@ -17,16 +14,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch.distributed as dist
 
 T = TypeVar("T")
-Reduction = Literal["sum", "mean", "max", "min"]
-REDUCTIONS: dict[str, Callable[[list[float]], float]] = {
-    "sum": sum, "mean": lambda v: sum(v) / len(v), "max": max, "min": min,
-}
 
 
 def _initialized() -> bool:
@@ -50,22 +43,6 @@ def global_rank() -> int:
 def world_size() -> int:
     """Number of processes (1 without a process group)."""
     return dist.get_world_size() if _initialized() else 1
-
-
-def reduce_numbers(values: Mapping[str, float], how: Mapping[str, Reduction]) -> dict[str, float]:
-    """Each value reduced across ranks by its reduction in ``how`` (``mean`` if unnamed).
-
-    A key that some rank lacks is reduced over the ranks that have it, so ranks that measured
-    different things (no GPU on one, say) never make this fail.
-    """
-    per_rank = gather_objects(dict(values))
-    keys = sorted({k for d in per_rank for k in d})
-    out = {}
-    for key in keys:
-        present = [float(d[key]) for d in per_rank if key in d and d[key] is not None]
-        if present:
-            out[key] = REDUCTIONS[how.get(key, "mean")](present)
-    return out
 
 
 def mean_across_ranks(values: list[float]) -> list[float]:
