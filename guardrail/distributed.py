@@ -1,8 +1,8 @@
 """Small helpers that make guardrails correct under DDP: gather, agree, write once.
 
-Every helper is a collective when a process group with more than one process exists (every
-rank must call it, at the same point), and the identity on a single process, so callers
-need no special case.
+``gather_objects``, ``mean_across_ranks`` and ``on_rank_zero`` are collectives when a
+process group with more than one process exists (every rank must call them, at the same
+point); on a single process every helper is the identity, so callers need no special case.
 
 Example:
     >>> gather_objects({"rank": 0})
