@@ -10,8 +10,9 @@
 #
 # Prints one markdown table per part, built from each run's report.json:
 #   one GPU: time per training step with guardrails=default over guardrails=off (both runs carry
-#   the ResourceMonitor, which is what measures the step; it synchronises the GPU on every 50th
-#   step only), peak device memory of each, throughput, and the findings of the guarded run;
+#   the ResourceMonitor, which is what measures the step; it synchronises the GPU on every
+#   $EVERY-th step only, 5 by default), peak device memory of each, throughput, and the findings
+#   of the guarded run;
 #   DDP: exit status, ranks, summed throughput, data-wait share of the slowest rank, findings.
 # Run directories are kept under $OUT (default: gpu_check/<date>). A run that fails is listed
 # with its exit status; the script goes on with the next one.
@@ -39,7 +40,11 @@ torch.version.cuda, 'lightning', lightning.__version__, 'bf16', torch.cuda.is_bf
 fi
 echo "trainers: $ONE / $MANY   epochs per run: $EPOCHS   run directories: $OUT"
 
-MONITOR="+guardrails.callbacks.resources._target_=guardrail.callbacks.ResourceMonitor"
+# Timed steps: every 5th (the default, every 50th, leaves a short run with one or two).
+EVERY=${EVERY:-5}
+MONITOR=("+guardrails.callbacks.resources._target_=guardrail.callbacks.ResourceMonitor"
+         "+guardrails.callbacks.resources.every_n_steps=$EVERY")
+TIMED="guardrails.callbacks.resources.every_n_steps=$EVERY"
 # This measures cost; a lock that drifted from the configs is reported, not refused.
 LOCK_WARN="guardrails.callbacks.config_lock.mode=warn"
 COMMON=("trainer.max_epochs=$EPOCHS" "trainer.enable_progress_bar=false" "${EXTRA_ARGS[@]}")
@@ -54,16 +59,16 @@ train() {  # train NAME ARGS...: one run into $OUT/NAME; its exit status into $O
 
 echo "## one device (trainer=$ONE)"
 for r in $RECIPES; do
-    train "$r-on" "recipe=$r" "trainer=$ONE" guardrails=default "$LOCK_WARN"
-    train "$r-off" "recipe=$r" "trainer=$ONE" guardrails=off "$MONITOR"
+    train "$r-on" "recipe=$r" "trainer=$ONE" guardrails=default "$LOCK_WARN" "$TIMED"
+    train "$r-off" "recipe=$r" "trainer=$ONE" guardrails=off "${MONITOR[@]}"
 done
 
 echo "## every local device (trainer=$MANY)"
 for r in $RECIPES; do
-    train "$r-ddp" "recipe=$r" "trainer=$MANY" "$LOCK_WARN"
+    train "$r-ddp" "recipe=$r" "trainer=$MANY" "$LOCK_WARN" "$TIMED"
 done
 if [ "$FSDP" = 1 ]; then
-    train "wea-fsdp" recipe=wea trainer=fsdp "$LOCK_WARN"
+    train "wea-fsdp" recipe=wea trainer=fsdp "$LOCK_WARN" "$TIMED"
 fi
 
 $PY - "$OUT" $RECIPES <<'EOF'
