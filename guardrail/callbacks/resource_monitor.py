@@ -243,11 +243,10 @@ def _batch_size(batch: Any) -> int:
 
 
 def _logged(summary: dict[str, Any]) -> dict[str, float]:
-    keys = {"samples_per_s": "samples_per_s", "step_s": "step_s", "data_wait_s": "data_wait_s",
-            "compute_s": "compute_s", "data_wait_fraction": "data_wait_fraction",
-            "host_rss_peak_mb": "host_rss_peak_mb", "device_mem_peak_mb": "device_mem_peak_mb",
-            "gpu_util_percent": "gpu_util"}
-    return {f"guardrail/{name}": float(summary[key]) for key, name in keys.items()
+    names = {k: k for k in ("samples_per_s", "step_s", "data_wait_s", "compute_s",
+                            "data_wait_fraction", "host_rss_peak_mb", "device_mem_peak_mb")}
+    names["gpu_util_percent"] = "gpu_util"
+    return {f"guardrail/{name}": float(summary[key]) for key, name in names.items()
             if summary.get(key) is not None}
 
 
@@ -265,33 +264,26 @@ def _peak_rss() -> float | None:
 def _host_memory() -> tuple[float, float] | None:
     """(bytes in use, capacity) of the machine, or of its container where that is smaller."""
     try:
-        return _host_memory_unsafe()
-    except Exception:  # an unexpected /proc or cgroup layout: not measured, never an error
-        return None
-
-
-def _host_memory_unsafe() -> tuple[float, float] | None:
-    try:
         info = dict(line.split(":", 1) for line in
                     Path("/proc/meminfo").read_text().splitlines() if ":" in line)
         total = int(info["MemTotal"].split()[0]) * 1024
         used = total - int(info["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
+        for root, limit, usage, cache in (
+                ("/sys/fs/cgroup", "memory.max", "memory.current", "inactive_file"),
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes",
+                 "total_inactive_file")):
+            try:
+                cap = int(Path(root, limit).read_text())
+                now = int(Path(root, usage).read_text())
+            except (OSError, ValueError):  # no such cgroup, or "max": no limit
+                continue
+            if cap < total:
+                stat = dict(line.split()[:2] for line in
+                            Path(root, "memory.stat").read_text().splitlines() if " " in line)
+                return float(now - int(stat.get(cache, 0))), float(cap)  # cache is reclaimable
+        return float(used), float(total)
+    except Exception:  # no /proc (not Linux) or an unexpected layout: not measured
         return None
-    for root, limit, usage, cache in (("/sys/fs/cgroup", "memory.max", "memory.current",
-                                       "inactive_file"),
-                                      ("/sys/fs/cgroup/memory", "memory.limit_in_bytes",
-                                       "memory.usage_in_bytes", "total_inactive_file")):
-        try:
-            cap = int(Path(root, limit).read_text())
-            now = int(Path(root, usage).read_text())
-        except (OSError, ValueError):  # no such cgroup, or "max": no limit
-            continue
-        if cap < total:
-            stat = dict(line.split()[:2] for line in
-                        Path(root, "memory.stat").read_text().splitlines() if " " in line)
-            return float(now - int(stat.get(cache, 0))), float(cap)  # page cache is reclaimable
-    return float(used), float(total)
 
 
 def _utilisation(device: torch.device) -> float | None:

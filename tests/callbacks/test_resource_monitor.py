@@ -115,7 +115,7 @@ def test_memory_that_cannot_be_read_never_stops_training(monkeypatch):
     def broken():
         raise ValueError("unexpected /proc layout")
 
-    monkeypatch.setattr(rm, "_host_memory_unsafe", broken)
+    monkeypatch.setattr(rm.Path, "read_text", lambda self, *a, **k: "MemTotal: ???")
     monkeypatch.setattr(rm, "_peak_rss", broken)
     monitor = ResourceMonitor(every_n_steps=1)
     with pytest.warns(UserWarning, match="could not read memory: unexpected /proc layout"):
