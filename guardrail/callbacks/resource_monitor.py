@@ -167,7 +167,8 @@ class ResourceMonitor(GuardrailCallback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Gather every rank's figures (a collective), log them, judge them."""
         self._read_memory()
-        local = {"timing": dataclasses.asdict(self.timing), **self.memory}
+        local: dict[str, Any] = {"timing": dataclasses.asdict(self.timing), **self.memory,
+                                 "device_name": str(self._cuda)}
         if self._util:
             local["gpu_util"] = sum(self._util) / len(self._util)
         per_rank = gather_objects(local)
@@ -180,10 +181,10 @@ class ResourceMonitor(GuardrailCallback):
                 slow, "train_dataloader", getattr(trainer.train_dataloader, "num_workers", None),
                 self.input_bound_fraction, self.min_steps, rank if len(per_rank) > 1 else None))
         s = self._summary
+        device = per_rank[s["device_fullest_rank"] or 0]["device_name"]  # e.g. cuda:3
         for where, used, capacity, own in (
                 ("host", s["host_used_mb"], s["host_capacity_mb"], s["host_rss_peak_mb"]),
-                (str(self._cuda), s["device_used_mb"], s["device_capacity_mb"],
-                 s["device_mem_peak_mb"])):
+                (device, s["device_used_mb"], s["device_capacity_mb"], s["device_mem_peak_mb"])):
             if used is not None and capacity:
                 self.emit_once(trainer, memory_findings(
                     used * MB, capacity * MB, where, self.memory_fraction,

@@ -187,16 +187,15 @@ def summarise(per_rank: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in per_rank if r.get(key) is not None]
         return max(values) / MB if values else None
 
-    def fullest(used: str, capacity: str) -> tuple[float | None, float | None]:
-        pairs = [(r[used], r[capacity]) for r in per_rank
-                 if r.get(used) is not None and r.get(capacity)]
-        if not pairs:
-            return None, None
-        u, c = max(pairs, key=lambda p: p[0] / p[1])
-        return u / MB, c / MB
+    def fullest(used: str, capacity: str) -> tuple[float | None, float | None, int | None]:
+        ranks = [i for i, r in enumerate(per_rank) if r.get(used) is not None and r.get(capacity)]
+        if not ranks:
+            return None, None, None
+        i = max(ranks, key=lambda i: per_rank[i][used] / per_rank[i][capacity])
+        return per_rank[i][used] / MB, per_rank[i][capacity] / MB, i
 
-    host_used, host_capacity = fullest("host_used", "host_capacity")
-    device_used, device_capacity = fullest("device_used", "device_capacity")
+    host_used, host_capacity, _ = fullest("host_used", "host_capacity")
+    device_used, device_capacity, device_rank = fullest("device_used", "device_capacity")
     utils = [r["gpu_util"] for r in per_rank if r.get("gpu_util") is not None]
     return {
         "world_size": n,
@@ -213,6 +212,7 @@ def summarise(per_rank: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "device_mem_peak_mb": peak("device_peak"),
         "device_used_mb": device_used,
         "device_capacity_mb": device_capacity,
+        "device_fullest_rank": device_rank,
         "gpu_util_percent": sum(utils) / len(utils) if utils else None,
         "per_rank": [{"rank": i, **t.as_dict(),
                       "host_rss_peak_mb": (r.get("rss_peak") or 0) / MB or None,

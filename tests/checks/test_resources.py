@@ -72,3 +72,13 @@ def test_empty_timing_is_zero_not_an_error():
     t = StepTiming()
     assert (t.step_s, t.wait_fraction, t.samples_per_s) == (0.0, 0.0, 0.0)
     assert summarise([{"timing": {}}])["steps_measured"] == 0
+
+
+def test_summary_names_the_rank_whose_device_is_fullest():
+    ranks = [{"timing": {}, "device_used": 30e9, "device_capacity": 80e9, "device_peak": 29e9},
+             {"timing": {}, "device_used": 70e9, "device_capacity": 80e9, "device_peak": 69e9}]
+    s = summarise(ranks)
+    assert s["device_fullest_rank"] == 1
+    assert s["device_used_mb"] == pytest.approx(70e9 / MB)
+    assert s["device_mem_peak_mb"] == pytest.approx(69e9 / MB)
+    assert summarise([{"timing": {}}])["device_fullest_rank"] is None
