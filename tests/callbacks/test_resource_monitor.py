@@ -88,13 +88,35 @@ def test_bad_arguments_are_named_together():
         ResourceMonitor(every_n_steps=0, memory_fraction=1.5)
 
 
-def test_on_a_gpu_only_every_nth_step_is_timed_and_synchronised(monkeypatch):
-    """The schedule, with CUDA's calls replaced: a timed step needs both of its ends synced."""
-    synced, step = [], [0]
+def fake_cuda(monkeypatch, synced, step):
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(step[0]))
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 3 * 2**30)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**30, 4 * 2**30))
     monkeypatch.setattr(torch.cuda, "utilization", lambda device=None: 80.0)
+
+
+@pytest.mark.parametrize(("memory_fraction", "fires"), [(0.7, True), (0.9, False)])
+def test_gpu_memory_near_capacity_names_the_device(monkeypatch, memory_fraction, fires):
+    from types import SimpleNamespace
+
+    fake_cuda(monkeypatch, [], [0])
+    monitor = ResourceMonitor(every_n_steps=1, memory_fraction=memory_fraction)
+    monitor._cuda = torch.device("cuda", 0)
+    trainer = SimpleNamespace(global_step=1, current_epoch=0, global_rank=0,
+                              is_global_zero=True, loggers=[], train_dataloader=None)
+    module = SimpleNamespace(device=torch.device("cuda", 0))
+    monitor.on_train_batch_end(trainer, module, None, (torch.zeros(8, 4),), 0)
+    monitor.on_train_epoch_end(trainer, module)
+    pressure = [f for f in monitor.findings if f.check == "resources.memory_pressure"]
+    assert [f.where for f in pressure] == (["cuda:0"] if fires else [])
+    assert monitor.summary()["device_mem_peak_mb"] == 3 * 1024
+    assert monitor.summary()["gpu_util_percent"] == 80.0
+
+
+def test_on_a_gpu_only_every_nth_step_is_timed_and_synchronised(monkeypatch):
+    """The schedule, with CUDA's calls replaced: a timed step needs both of its ends synced."""
+    synced, step = [], [0]
+    fake_cuda(monkeypatch, synced, step)
     monitor = ResourceMonitor(every_n_steps=4)
     monitor._cuda = torch.device("cuda", 0)
     monitor.on_train_epoch_start(None, None)
