@@ -66,8 +66,11 @@ def test_recipe_under_ddp_cpu_writes_each_run_file_once(recipe, tmp_path):
     assert report["status"] == "completed" and report["metrics"]["test"]
     assert report["resources"]["world_size"] == 2
     assert report["resources"]["samples_per_s"] > 0
-    order = json.loads((run_dir / "manifest.json").read_text())["data"]["order"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    order = manifest["data"]["order"]
     assert order["ranks"] == 2 and order["sampler"]["sampler"] == "DistributedSampler"
+    assert (manifest["hardware"]["processes"], manifest["hardware"]["strategy"]) == (
+        2, "DDPStrategy")
     checks = {f["check"] for f in findings(run_dir)}
     assert "config.lock_created" in checks and "config.lock" not in checks
     assert [p.name for p in (tmp_path / "locks").iterdir()] == [f"{recipe}.lock.yaml"]
@@ -183,3 +186,15 @@ def test_torchrun_launch_as_documented(tmp_path):
     assert report["status"] == "completed" and report["resources"]["world_size"] == 2
     assert len(list(tmp_path.rglob("report.json"))) == 1
     assert out.count("findings:") == 1
+
+
+def test_guardrail_diff_tells_a_single_process_run_from_a_ddp_run():
+    from guardrail.rundiff import diff_manifests
+
+    single = {"hardware": {"processes": 1, "nodes": 1, "strategy": "SingleDeviceStrategy"},
+              "data": {"order": {"digest": "a", "per_epoch": {"0": "a"}}}}
+    ddp = {"hardware": {"processes": 2, "nodes": 1, "strategy": "DDPStrategy"},
+           "data": {"order": {"digest": "b", "per_epoch": {"0": "b"}, "ranks": 2}}}
+    keys = [(d["category"], d["key"]) for d in diff_manifests(single, ddp)]
+    assert keys == [("data", "order"), ("hardware", "processes"), ("hardware", "strategy")]
+    assert diff_manifests(ddp, ddp) == []

@@ -97,6 +97,10 @@ class RunManifest(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Fingerprint the train and validation data and the initial weights; first write."""
         self.manifest["determinism"] = determinism_settings()
+        # How many processes share the work: under DDP the global batch is world_size times
+        # the loader's, so `guardrail diff` must see a 1-GPU run and an 8-GPU run apart.
+        self.manifest["hardware"].update(processes=trainer.world_size, nodes=trainer.num_nodes,
+                                         strategy=type(trainer.strategy).__name__)
         self.manifest["configuration"]["effective"] = run_settings(trainer, pl_module)
         self._sampler = sampler_record(trainer.train_dataloader)
         if self.fingerprint_data and trainer.is_global_zero:
