@@ -1,6 +1,8 @@
 """CCF recipe: time split, positive subsampling, training-only statistics, the exact
 recall-at-FPR metric, the logistic baseline, the ULB reader and a tiny fit."""
 
+import importlib.machinery
+import importlib.util
 import math
 import sys
 
@@ -266,7 +268,10 @@ def test_nan_features_and_a_missing_ulb_file_are_data_errors(monkeypatch, tmp_pa
     with pytest.raises(DataError, match=r"lending_club.*NaN.*'revol_util': 2"):
         FraudDataModule().setup()
     (tmp_path / "fraud_analysis").mkdir()  # installed, but without its data file
-    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = importlib.machinery.ModuleSpec("fraud_analysis", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path / "fraud_analysis")]
+    monkeypatch.setattr(importlib.util, "find_spec",  # even where the real package is installed
+                        lambda name, *a: spec if name == "fraud_analysis" else None)
     with pytest.raises(DataError, match=r"creditcard\.csv.*--no-deps.*data\.source=lending_club"):
         load_ulb()
 
