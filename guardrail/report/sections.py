@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +131,44 @@ def _local(result: dict[str, Any]) -> str:
             f"{rows}</table>")
 
 
+def _capacity(value: float, summary: dict[str, Any]) -> str:
+    capacity = summary.get("host_capacity_mb")
+    return f"{value:,.0f} / {capacity:,.0f} MiB" if capacity else f"{value:,.0f} MiB"
+
+
+RESOURCES: tuple[tuple[str, str, Callable[[Any, dict[str, Any]], str]], ...] = (
+    # (label, key of ResourceMonitor's summary, how to show the value), in reading order
+    ("processes", "world_size", lambda v, _: f"{v:.0f}"),
+    ("device", "device", lambda v, _: str(v)),
+    ("samples per second (all processes)", "samples_per_s", lambda v, _: f"{v:,.0f}"),
+    ("time per training step", "step_s", lambda v, _: f"{v * 1000:.1f} ms"),
+    ("share of the step spent waiting for data", "data_wait_fraction", lambda v, _: f"{v:.1%}"),
+    ("peak memory of the training process", "host_rss_peak_mb", lambda v, _: f"{v:,.0f} MiB"),
+    ("host memory at its fullest / capacity", "host_used_mb", _capacity),
+    ("peak device memory", "device_mem_peak_mb", lambda v, _: f"{v:,.0f} MiB"),
+    ("GPU utilisation", "gpu_util_percent", lambda v, _: f"{v:.0f}%"),
+)
+
+
 def resources_section(resources: dict[str, Any] | None) -> str:
-    """The resource monitor's summary as a two-column table ('' without one)."""
-    if not resources:
-        return ""
-    rows = "".join(f"<tr><th>{_e(k.replace('_', ' '))}</th><td class='num'>{_num(v)}</td></tr>"
-                   for k, v in resources.items() if not isinstance(v, dict | list))
-    return f"<table>{rows}</table>"
+    """ResourceMonitor's summary in plain words ('' without one); unmeasured rows are left out.
+
+    Example:
+        >>> "1.5 ms" in resources_section({"step_s": 0.0015, "gpu_util_percent": None})
+        True
+
+    """
+    rows = []
+    for label, key, show in RESOURCES if resources else ():
+        value = resources.get(key) if resources else None
+        if value is None:
+            continue
+        try:
+            text = show(value, resources or {})
+        except (TypeError, ValueError):  # a summary from another version: show it raw
+            text = str(value)
+        rows.append(f"<tr><th>{_e(label)}</th><td class='num'>{_e(text)}</td></tr>")
+    return f"<table>{''.join(rows)}</table>" if rows else ""
 
 
 def manifest_section(manifest: dict[str, Any] | None) -> str:
