@@ -18,37 +18,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-import lightning.pytorch as pl
-from hydra import compose, initialize_config_module
-from omegaconf import open_dict
-
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_overhead import StepClock
+from bench_overhead import step_times
 
-from guardrail.build import build
 from guardrail.callbacks import ResourceMonitor
 
 
 def run(recipe: str, monitored: bool, steps: int, warmup: int,
         tmp: str) -> tuple[float, dict | None]:
     """(median seconds per step, the monitor's summary or None)."""
-    with initialize_config_module("guardrail.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[f"recipe={recipe}"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = tmp
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    built = build(cfg)
-    clock = StepClock()
     monitor = ResourceMonitor() if monitored else None
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=warmup + steps,
-                         limit_val_batches=0, num_sanity_val_steps=0, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, deterministic=True,
-                         callbacks=[clock, *([monitor] if monitor else [])],
-                         default_root_dir=tmp)
-    trainer.fit(built.module, datamodule=built.datamodule)
-    gaps = [b - a for a, b in zip(clock.starts, clock.starts[1:], strict=False)][warmup:]
-    return statistics.median(gaps), monitor.summary() if monitor else None
+    step, _ = step_times(recipe, [monitor] if monitor else [], steps, warmup, tmp)
+    return step, monitor.summary() if monitor else None
 
 
 def main() -> None:
