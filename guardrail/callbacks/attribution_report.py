@@ -19,16 +19,18 @@ from guardrail.findings import Finding, Severity
 from guardrail.io import write_json
 
 FOLDER = "attribution"
+STAGES = ("fit", "test")
 RESULT = "attribution.json"
 
 
 class AttributionReport(GuardrailCallback):
     """After fit, attribute the model's predictions on held-out samples, with reliability figures.
 
-    On global rank zero, with gradients enabled and the model in eval mode (Lightning's
-    evaluation loops run under ``inference_mode``, which breaks gradient methods, so this
-    runs in ``on_fit_end``, on the weights training ended with), over ``samples`` validation
-    samples and ``reference_samples`` training samples:
+    On global rank zero, after fit (or, with ``stage="test"``, as each test starts, on the
+    tested weights), with gradients enabled and the model in eval mode (Lightning's
+    evaluation loops run under ``inference_mode``, which breaks gradient methods: it is
+    switched off around the attribution, whose tensors are made inside), over ``samples``
+    validation samples and ``reference_samples`` training samples:
 
     - global importance of every named feature by permutation (any input type; an embedded
       category or a grid channel is one feature), with bootstrap confidence intervals;
@@ -60,6 +62,9 @@ class AttributionReport(GuardrailCallback):
         min_agreement: Spearman below which two methods count as disagreeing.
         max_completeness_error: IG completeness error above which an info finding is given.
         seed: Seed of every random draw.
+        stage: ``fit``: explain at the end of fit, the weights training ended with; ``test``:
+            at the start of each test, the weights the test split is scored with (the best
+            checkpoint, where the test loads one). Gradients are switched back on for it.
         policy: ``record`` or ``strict`` (no rule here gives an error).
 
     Logged keys: ``guardrail/attribution_s`` (seconds spent).
@@ -80,9 +85,14 @@ class AttributionReport(GuardrailCallback):
                  randomisations: int = 2, occlusion_samples: int = 4, budget_s: float = 60.0,
                  max_similarity: float = 0.5, max_loss_ratio: float = 0.9,
                  min_agreement: float = 0.2,
-                 max_completeness_error: float = 0.05, seed: int = 0,
+                 max_completeness_error: float = 0.05, seed: int = 0, stage: str = "fit",
                  policy: Policy = "record") -> None:
         super().__init__(policy)
+        if stage not in STAGES:
+            raise ConfigError(
+                f"AttributionReport: stage={stage!r} is not one of {', '.join(STAGES)}; e.g. "
+                "`guardrails.callbacks.attribution.stage=test` to explain the tested weights.")
+        self.stage = stage
         if samples < 2 or reference_samples < 2:
             raise ConfigError(
                 f"AttributionReport: samples={samples} and reference_samples="
@@ -100,7 +110,17 @@ class AttributionReport(GuardrailCallback):
         self.files: dict[str, str] = {}
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Explain the final model on rank zero; anything it cannot do becomes a finding."""
+        """With ``stage="fit"``: explain the weights training ended with."""
+        if self.stage == "fit":
+            self._run(trainer, pl_module)
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """With ``stage="test"``: explain the weights the test split is scored with."""
+        if self.stage == "test":
+            self._run(trainer, pl_module)
+
+    def _run(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Explain on rank zero; anything it cannot do becomes a finding."""
         if not trainer.is_global_zero:
             return
         start = time.perf_counter()
@@ -121,9 +141,10 @@ class AttributionReport(GuardrailCallback):
 
     def _explain(self, trainer: Trainer, pl_module: LightningModule) -> None:
         datamodule = getattr(trainer, "datamodule", None)
-        train = trainer.train_dataloader
-        val = datamodule.val_dataloader() if datamodule is not None and \
-            trainer.val_dataloaders is not None else trainer.val_dataloaders
+        train, val = trainer.train_dataloader, trainer.val_dataloaders
+        if datamodule is not None:  # testing alone: the loaders come from the datamodule
+            train = train if train is not None else datamodule.train_dataloader()
+            val = val if val is not None else datamodule.val_dataloader()
         val = val[0] if isinstance(val, list | tuple) and val else val
         reference, ref_targets, why = peek_rows(train, pl_module, self.reference_samples)
         if reference is None:

@@ -12,6 +12,7 @@ from guardrail import GuardrailModule
 from guardrail.attribution import explain
 from guardrail.callbacks import AttributionReport, RunReport
 from guardrail.checks.attribution import attribution_findings
+from guardrail.errors import ConfigError
 from guardrail.report.run import rerender
 
 RELEVANT = ["income", "debt", "age", "tenure", "usage"]
@@ -214,3 +215,21 @@ def test_one_hot_columns_named_alike_are_one_feature():
     assert [f["name"] for f in result["features"]] == ["colour", "size", "weight"]
     assert result["features"][0]["index"] == (0, 1, 2)
     assert result["ranking"][0] == "colour"
+
+
+def test_stage_test_explains_the_tested_weights_under_inference_mode(tmp_path):
+    data = Known(600)
+    report = AttributionReport(dirpath=tmp_path, randomisations=0, stage="test")
+    trainer = quiet_trainer(callbacks=[ModelCheckpoint(dirpath=tmp_path, monitor="val/loss"),
+                                       report], max_epochs=2, enable_checkpointing=True)
+    module = mlp_module()
+    trainer.fit(module, datamodule=data)
+    assert report.result is None  # not at the end of fit
+    trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
+    assert report.result["ranking"] and not [f for f in report.findings
+                                             if f.check == "attribution.skipped"]
+
+
+def test_unknown_stage_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"stage='predict'.*fit, test"):
+        AttributionReport(stage="predict")
