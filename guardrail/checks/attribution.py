@@ -7,11 +7,12 @@ Rules, each a documented heuristic with the evidence behind its threshold:
   input element, averaged along the IG path) is compared, by Spearman, with what
   re-initialised copies make of them; keeping more than ``max_similarity`` (the paper's 0.5)
   of its ranking, and at least as much as two random copies keep of each other's (what the
-  architecture alone decides), means the explanation does not show what was learned. A model whose loss
-  on the explained samples is above ``max_loss_ratio`` of its random copies' has learned
-  nothing worth explaining either (a randomised model fails here). Measured on healthy
-  recipes: EST -0.01, CCF 0.09, BOT -0.01, RET -0.07, WEA 0.05, OIL 0.53 (its random copies
-  0.70: the patch geometry); loss ratios 0.00-0.79 (RET, the weakest model, is the highest).
+  architecture alone decides), means the explanation does not show what was learned. A
+  model whose loss on the explained samples is above ``max_loss_ratio`` of its random
+  copies' has learned nothing worth explaining either (a randomised model fails here).
+  Measured on healthy recipes: EST -0.05, CCF 0.09, BOT -0.01, RET -0.07, WEA 0.05, OIL
+  0.53 (its random copies 0.70: the patch geometry); loss ratios 0.0003-0.79 (RET, the
+  weakest model, is the highest).
 - ``attribution.methods_disagree`` (warning): permutation importance and Integrated
   Gradients rank the features with Spearman below ``min_agreement`` (over at least
   ``min_features`` features); or, for grids, IG and occlusion heat maps do.
