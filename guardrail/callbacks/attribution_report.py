@@ -169,8 +169,8 @@ class AttributionReport(GuardrailCallback):
             self.result["sanity"]["passed"] = sanity_passed(
                 self.result["sanity"], self.thresholds["max_similarity"],
                 self.thresholds["max_loss_ratio"])
-        for finding in attribution_findings(self.result, **self.thresholds):
-            self.emit(trainer, finding)
+        # once per (check, where): each test call explains again, and says the same
+        self.emit_once(trainer, attribution_findings(self.result, **self.thresholds))
         self._write(trainer, arrays)
 
     def _write(self, trainer: Trainer, arrays: dict[str, Any]) -> None:
