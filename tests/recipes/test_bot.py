@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import quiet_trainer
 from guardrail.errors import ConfigError, DataError
 from guardrail.recipes.bot import (
     BotDataModule,
@@ -245,10 +246,8 @@ def test_tiny_fit_gives_finite_metrics():
     pl.seed_everything(0)
     module = BotDetectorModule(BotSequenceNet(**small.net_kwargs(), hidden=8),
                                **small.module_kwargs())
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
-                         limit_test_batches=2, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                            limit_test_batches=2)
     trainer.fit(module, small)
     assert {"val/average_precision", "val/auroc", "val/loss"} <= set(trainer.callback_metrics)
     (metrics,) = trainer.test(module, small, verbose=False)

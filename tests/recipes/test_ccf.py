@@ -14,6 +14,7 @@ import torch
 from torchmetrics.functional.classification import binary_roc
 
 import guardrail.recipes.ccf.data as ccf_data
+from conftest import quiet_trainer
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.ccf import FraudDataModule, FraudModule, FraudNet, RecallAtFPR
 from guardrail.recipes.ccf.data import (
@@ -333,9 +334,7 @@ def test_tiny_fit_gives_finite_test_metrics(dm):
     pl.seed_everything(0)
     net = FraudNet(hidden=[16], **dm.net_kwargs())
     module = FraudModule(net, **dm.module_kwargs())
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2,
-                         accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2)
     trainer.fit(module, dm)
     (metrics,) = trainer.test(module, dm, verbose=False)
     assert {"test/average_precision", "test/recall_at_1pct_fpr", "test/auroc",

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import quiet_trainer
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.est import (
     AmesDataModule,
@@ -173,10 +174,8 @@ def test_tiny_fit_gives_finite_test_metrics(dm):
     pl.seed_everything(0)
     net = ValuationNet(hidden=[16], **dm.net_kwargs())
     module = ValuationModule(net, **dm.module_kwargs())
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1,
-                         limit_test_batches=2, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1,
+                            limit_test_batches=2)
     trainer.fit(module, dm)
     (metrics,) = trainer.test(module, dm, verbose=False)
     assert {"test/rmse_log", "test/mae_usd", "test/loss"} <= set(metrics)
@@ -197,8 +196,6 @@ def test_explanation_agrees_with_domain_knowledge(tmp_path):
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     built = build(cfg)
     report = AttributionReport(dirpath=tmp_path, randomisations=0)
-    pl.Trainer(max_epochs=20, accelerator="cpu", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False, callbacks=[report],
-               ).fit(built.module, datamodule=built.datamodule)
+    quiet_trainer(max_epochs=20, callbacks=[report]).fit(built.module, datamodule=built.datamodule)
     top5 = report.result["ranking"][:5]
     assert {"Gr_Liv_Area", "Overall_Qual", "Year_Built"} <= set(top5), top5

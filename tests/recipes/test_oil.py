@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import quiet_trainer
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.oil import (
     Field,
@@ -209,9 +210,9 @@ def _module(dm):
 
 def test_tiny_fit_gives_finite_metrics(datamodule, tmp_path):
     pl.seed_everything(0, verbose=False)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2,
-                         limit_test_batches=2, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2,
+                            limit_test_batches=2, default_root_dir=tmp_path,
+                            enable_checkpointing=True)
     module = _module(datamodule)
     trainer.fit(module, datamodule=datamodule)
     metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
@@ -233,9 +234,8 @@ def test_predict_path_matches_the_training_inputs_and_survives_a_checkpoint(data
         for f in dm.field_split["val"]])
     np.testing.assert_allclose(predicted, direct, rtol=1e-5, atol=1e-5)
 
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=tmp_path)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1,
+                            default_root_dir=tmp_path, enable_checkpointing=True)
     trainer.fit(module.train(), datamodule=dm)
     path = tmp_path / "oil.ckpt"
     trainer.save_checkpoint(path)

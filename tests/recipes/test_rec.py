@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from conftest import quiet_trainer
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.rec import (
     HybridRecommender,
@@ -240,10 +241,8 @@ def test_tiny_fit_and_test_run(dm):
     pl.seed_everything(0)
     module = HybridRecommenderModule(HybridRecommender(**dm.net_kwargs(), dim=8),
                                      **dm.module_kwargs())
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
-                         limit_test_batches=1, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                            limit_test_batches=1)
     trainer.fit(module, dm)
     assert np.isfinite(float(trainer.callback_metrics["val/loss"]))
     result = trainer.test(module, dm, verbose=False)[0]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import quiet_trainer
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.ret import (
     RetentionDataModule,
@@ -235,10 +236,8 @@ def test_tiny_fit_gives_finite_test_metrics():
     module = RetentionModule(RetentionNet(hidden=8, **dm.net_kwargs()), **dm.module_kwargs())
     seq, num, cat = module.example_input_array
     assert seq.shape == (2, 7, 5) and num.shape == (2, 0) and cat.dtype == torch.long
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2,
-                         limit_test_batches=2, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2,
+                            limit_test_batches=2)
     trainer.fit(module, dm)
     (metrics,) = trainer.test(module, dm, verbose=False)
     assert {"test/auroc", "test/average_precision", "test/loss"} <= set(metrics)

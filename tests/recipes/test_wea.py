@@ -12,6 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from conftest import quiet_trainer
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.wea import (
     MaskedRMSE,
@@ -194,9 +195,7 @@ def test_tiny_fit_and_test_run():
     net = WeatherAutoencoder(**dm.net_kwargs(), code_size=16, channels=(4, 8, 8))
     module = WeatherAutoencoderModule(net, **dm.module_kwargs())
     assert module.example_input_array.shape[1:] == (1, 16, 24)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
-                         accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1)
     trainer.fit(module, dm)
     result = trainer.test(module, dm, verbose=False)[0]
     assert set(result) == {"test/loss", "test/rmse_k"} and np.isfinite(result["test/rmse_k"])

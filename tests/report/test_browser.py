@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import quiet_trainer
 from guardrail import GuardrailModule
 from guardrail.callbacks import AttributionReport
 from guardrail.findings import Finding
@@ -29,8 +29,7 @@ def run_dir(tmp_path):
     """A run directory with an explanation (plots embedded) and a finding holding markup."""
     x, y = torch.randn(300, 4), torch.randn(300)
     loader = DataLoader(TensorDataset(x, y), batch_size=50)
-    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False, callbacks=[AttributionReport(tmp_path)]).fit(
+    quiet_trainer(callbacks=[AttributionReport(tmp_path)]).fit(
         GuardrailModule(nn.Linear(4, 1), feature_names=["a", "b", "c", "d"]), loader, loader)
     report = {"recipe": "est", "status": "completed",
               "metrics": {"test": {"rmse_log": 0.145}},
