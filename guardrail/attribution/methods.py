@@ -46,18 +46,15 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from torch import Tensor, nn
 
 from guardrail.attribution.features import Feature, feature_axis, per_feature
+from guardrail.shapes import first_tensor
 
 
-def first_tensor(out: Any) -> Tensor:
-    """The module's prediction among what it returned (first tensor of a tuple, list or dict)."""
-    if isinstance(out, Tensor):
-        return out
-    values = out.values() if isinstance(out, dict) else out if isinstance(out, list | tuple) \
-        else ()
-    for value in values:
-        if isinstance(value, Tensor):
-            return value
-    raise TypeError(f"the model returned {type(out).__name__}, with no tensor in it")
+def _prediction(out: Any) -> Tensor:
+    """The module's prediction among what it returned (its first tensor, however nested)."""
+    found = first_tensor(out)
+    if found is None:
+        raise TypeError(f"the model returned {type(out).__name__}, with no tensor in it")
+    return found
 
 
 class Forward:
@@ -70,13 +67,13 @@ class Forward:
     def __init__(self, module: nn.Module, inputs: Sequence[Tensor], task: str) -> None:
         self.module = module
         with torch.no_grad():
-            out = first_tensor(module(*inputs))
+            out = _prediction(module(*inputs))
         self.multiclass = task == "multiclass" and out.ndim == 2 and out.shape[1] > 1
         self.target: Tensor | None = out.argmax(1) if self.multiclass else None
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         """``[N]`` (or ``[N, C]`` logits for multiclass) for the inputs Captum passes."""
-        out = first_tensor(self.module(*inputs)).float()
+        out = _prediction(self.module(*inputs)).float()
         if self.multiclass or out.ndim == 1:
             return out
         return out.reshape(out.shape[0], -1).mean(1)

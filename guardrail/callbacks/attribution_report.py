@@ -158,13 +158,13 @@ class AttributionReport(GuardrailCallback):
             self.emit(trainer, _skipped(
                 f"validation samples ({why or 'their inputs differ from training inputs'}); "
                 "training samples are explained instead"))
-        device = pl_module.device
-        inputs = [x.to(device) for x in inputs]
+        to_device = trainer.strategy.batch_to_device
+        inputs = to_device(list(inputs))
         self.result, arrays = explain(
-            pl_module, inputs, [x.to(device) for x in reference],
+            pl_module, inputs, to_device(list(reference)),
             names=getattr(pl_module, "feature_names", None),
             task=str(getattr(pl_module, "task", "regression")),
-            loss=_loss_on(pl_module, inputs, _to(targets, device)), **self.settings)
+            loss=_loss_on(pl_module, inputs, to_device(targets)), **self.settings)
         if self.result.get("sanity"):
             self.result["sanity"]["passed"] = sanity_passed(
                 self.result["sanity"], self.thresholds["max_similarity"],
@@ -193,12 +193,6 @@ def _head(data: Any, n: int) -> Any:
     if isinstance(data, tuple):
         return tuple(x[:n] for x in data)
     return data[:n] if isinstance(data, torch.Tensor) else None
-
-
-def _to(data: Any, device: torch.device) -> Any:
-    if isinstance(data, tuple):
-        return tuple(x.to(device) for x in data)
-    return data.to(device) if isinstance(data, torch.Tensor) else None
 
 
 def _loss_on(pl_module: LightningModule, inputs: list[torch.Tensor],
