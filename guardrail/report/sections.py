@@ -114,10 +114,10 @@ def _local(result: dict[str, Any]) -> str:
                                                             -(r.get("percentile") or 0)))
     if not local:
         return ""
-    predictions = result.get("predictions") or []
+    predictions = dict(enumerate(result.get("predictions") or []))
     rows = "".join(
         f"<tr><td class='num'>{_e(r['sample'])}</td>"
-        f"<td class='num'>{_num(dict(enumerate(predictions)).get(r['sample']))}</td>"
+        f"<td class='num'>{_num(predictions.get(r['sample']))}</td>"
         f"<td>{'yes' if r.get('supported') else '<b>no</b>'}</td>"
         f"<td class='num'>{_num(r.get('percentile'))}</td>"
         f"<td class='num'>{_e(r.get('unseen_values', 0))}</td>"
