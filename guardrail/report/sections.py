@@ -158,13 +158,15 @@ def resources_section(resources: dict[str, Any] | None) -> str:
         True
 
     """
+    if not resources:
+        return ""
     rows = []
-    for label, key, show in RESOURCES if resources else ():
-        value = resources.get(key) if resources else None
+    for label, key, show in RESOURCES:
+        value = resources.get(key)
         if value is None:
             continue
         try:
-            text = show(value, resources or {})
+            text = show(value, resources)
         except (TypeError, ValueError):  # a summary from another version: show it raw
             text = str(value)
         rows.append(f"<tr><th>{_e(label)}</th><td class='num'>{_e(text)}</td></tr>")
