@@ -35,6 +35,8 @@ OVERRIDE_SCOPES: dict[str, tuple[str, ...]] = {
              "hparams."),
     "module": ("optimizer", "hparams."),
     "model": ("hparams.",),
+    # Recipes pass the global seed on (`data.seed: ${seed}`): a `seed=N` run is an experiment.
+    "seed": ("data_hparams.seed", "hparams.seed"),
     "trainer": ("trainer.", "train_dataloader.sampler", "train_dataloader.shuffle",
                 "val_dataloader.sampler", "val_dataloader.shuffle",
                 "test_dataloader.sampler", "test_dataloader.shuffle"),

@@ -37,3 +37,11 @@ def test_finding_names_every_key_and_the_approval_command():
 
 def test_no_change_no_finding():
     assert lock_finding([], "est", "x") is None
+
+
+def test_a_seed_override_allows_the_seed_it_passes_on_and_nothing_else():
+    changes = diff_settings({"data_hparams.seed": 42, "data_hparams.n_frames": 500},
+                            {"data_hparams.seed": 0, "data_hparams.n_frames": 400}, "effective")
+    refused, allowed = split_by_overrides(changes, ["seed=0"])
+    assert [c.key for c in allowed] == ["data_hparams.seed"]
+    assert [c.key for c in refused] == ["data_hparams.n_frames"]
