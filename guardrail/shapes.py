@@ -88,14 +88,96 @@ def _kind(module: nn.Module) -> tuple[str, int]:
     return "other", 1
 
 
-def shape_walk(model: nn.Module, inputs: tuple[Any, ...]) -> list[Layer]:
-    """Leaf modules in execution order with their shapes (one no-grad forward pass).
+class Recorder:
+    """Record what every leaf module does to the shapes while code runs (hooks, removed after).
 
-    Modules whose input or output holds no tensor (or whose batch is empty) are left out.
+    Leaf modules are recorded in execution order. Where ``model`` itself is called (its
+    ``forward``, through ``__call__``), only the leaves of its first call are kept, and that
+    call's first input and output tensors are the network's: a training step's loss modules
+    and metrics run outside it. With ``measure_lost``, every downsampling leaf also gets the
+    share of its input's variance that pooling to its output grid and back removes.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.AvgPool1d(4), nn.Flatten(), nn.Linear(4, 16))
+        >>> with Recorder(net) as walk:
+        ...     _ = net(torch.randn(2, 1, 16))
+        >>> [l.name for l in walk.layers], walk.input.shape, walk.output.shape
+        (['0', '1', '2'], torch.Size([2, 1, 16]), torch.Size([2, 16]))
     """
-    layers: list[Layer] = []
 
-    def hook(module: nn.Module, args: Any, out: Any, name: str) -> None:
+    def __init__(self, model: nn.Module, measure_lost: bool = False) -> None:
+        self.model = model
+        self.measure_lost = measure_lost
+        self.layers: list[Layer] = []
+        self.lost: dict[str, float] = {}
+        self.input: Tensor | None = None
+        self.output: Tensor | None = None
+        self.last_leaf: tuple[str, Tensor] | None = None  # the last leaf output before that
+        self._inside: list[bool] = []  # per recorded layer: inside the model's first call
+        self._depth = 0
+        self._calls = 0
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> Recorder:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Register the hooks."""
+        self._handles = [self.model.register_forward_pre_hook(self._enter_model),
+                         self.model.register_forward_hook(self._leave_model)]
+        self._handles += [m.register_forward_hook(lambda m, a, o, n=n: self._leaf(m, a, o, n))
+                          for n, m in self.model.named_modules() if n and not list(m.children())]
+
+    def stop(self) -> None:
+        """Remove the hooks (safe to call twice) and keep the model's own layers."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        if any(self._inside):
+            self.layers = [layer for layer, inside in zip(self.layers, self._inside, strict=True)
+                           if inside]
+            self._inside = [True] * len(self.layers)
+
+    @property
+    def prediction(self) -> Tensor | None:
+        """The model's output: its ``forward``'s where that was called, else the last leaf's."""
+        if self.output is not None:
+            return self.output
+        return self.last_leaf[1] if self.last_leaf is not None else None
+
+    @property
+    def in_numbers(self) -> int | None:
+        """Numbers per sample of the network's input (its first tensor, else the first leaf's)."""
+        if self.input is not None and self.input.ndim:
+            return self.input.numel() // max(self.input.shape[0], 1)
+        return self.layers[0].in_numbers if self.layers else None
+
+    @property
+    def out_numbers(self) -> int | None:
+        """Numbers per sample of the network's output, over the input's batch size."""
+        if self.output is not None and self.input is not None and self.input.ndim and \
+                self.output.ndim:
+            return self.output.numel() // max(self.input.shape[0], 1)
+        return self.layers[-1].out_numbers if self.layers else None
+
+    def _enter_model(self, module: nn.Module, args: Any) -> None:
+        self._depth += 1
+        self._calls += 1
+        if self._calls == 1:
+            self.input = first_tensor(args)
+
+    def _leave_model(self, module: nn.Module, args: Any, out: Any) -> None:
+        self._depth -= 1
+        if self._calls == 1 and self._depth == 0:
+            self.output = first_tensor(out)
+
+    def _leaf(self, module: nn.Module, args: Any, out: Any, name: str) -> None:
         x, y = first_tensor(args), first_tensor(out)
         if x is None or y is None or x.ndim == 0 or y.ndim == 0 or x.shape[0] == 0:
             return
@@ -103,19 +185,42 @@ def shape_walk(model: nn.Module, inputs: tuple[Any, ...]) -> list[Layer]:
         if kind == "pool":
             stride = round((_prod(x.shape[2:]) / max(_prod(y.shape[2:]), 1))
                            ** (1 / max(x.ndim - 2, 1)))
-        layers.append(Layer(
-            name, kind, tuple(x.shape), tuple(y.shape), x[0].numel(), y[0].numel(),
-            stride, any(True for _ in module.parameters(recurse=False))))
+        layer = Layer(name, kind, tuple(x.shape), tuple(y.shape), x[0].numel(), y[0].numel(),
+                      stride, any(True for _ in module.parameters(recurse=False)))
+        self.layers.append(layer)
+        self._inside.append(self._calls == 1 and self._depth > 0)
+        if self.output is None and y.is_floating_point():
+            self.last_leaf = (name, y)
+        if self.measure_lost and x.ndim >= 3 and layer.out_numbers < layer.in_numbers and \
+                kind in ("pool", "conv") and x.is_floating_point():
+            with torch.no_grad():
+                self.lost[name] = lost_fraction(x.detach(), y.detach())
 
-    handles = [m.register_forward_hook(lambda m, a, o, n=n: hook(m, a, o, n))
-               for n, m in model.named_modules() if n and not list(m.children())]
+
+def lost_fraction(x: Tensor, y: Tensor) -> float:
+    """Share of ``x``'s variance that pooling it to ``y``'s grid and back removes.
+
+    Example:
+        >>> smooth = torch.ones(1, 1, 8, 8)
+        >>> lost_fraction(smooth, torch.zeros(1, 1, 2, 2))
+        0.0
+    """
+    pooled = nn.functional.interpolate(x.float(), size=y.shape[2:], mode="area")
+    back = nn.functional.interpolate(pooled, size=x.shape[2:], mode="nearest")
+    var = x.float().var()
+    return float(((x.float() - back) ** 2).mean() / var) if var > 0 else 0.0
+
+
+def shape_walk(model: nn.Module, inputs: tuple[Any, ...]) -> list[Layer]:
+    """Leaf modules in execution order with their shapes (one no-grad forward pass).
+
+    Modules whose input or output holds no tensor (or whose batch is empty) are left out.
+    """
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), Recorder(model) as walk:
             model(*inputs)
     finally:
         model.train(was_training)
-        for h in handles:
-            h.remove()
-    return layers
+    return walk.layers

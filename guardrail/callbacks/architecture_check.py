@@ -1,4 +1,4 @@
-"""``ArchitectureCheck``: a static shape walk before training, with the resolution-loss rule."""
+"""``ArchitectureCheck``: a shape walk of the network, with the resolution-loss rule."""
 
 from __future__ import annotations
 
@@ -6,25 +6,28 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from torch import Tensor, nn
+from torch import Tensor
 
 from guardrail.batches import example_inputs, model_inputs, peek_batches, peekable
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.resolution import resolution_findings
 from guardrail.findings import Finding, Severity
-from guardrail.shapes import Layer, first_tensor, shape_walk
+from guardrail.shapes import Layer, Recorder
 
 
 class ArchitectureCheck(GuardrailCallback):
-    """Walk the network's shapes with its example input and flag lost resolution.
+    """Walk the network's shapes and flag lost resolution.
 
-    At fit start, one no-grad forward pass of ``example_input_array`` records every leaf
-    module's input and output shapes. In a field-to-field network (output as large as the
-    input: autoencoders, denoisers) a pooling layer, or a strided convolution that adds no
-    capacity, that keeps fewer numbers per sample than the network's own code is a
-    ``probe.resolution_loss`` error (the paper's WEA incident). For evidence, the share of
-    that layer input's variance which down- then up-sampling removes is measured on the first
-    training batch. A module without ``example_input_array`` gets an ``info`` finding.
+    The walk records every leaf module's input and output shapes in one forward pass: of
+    ``example_input_array`` before training where the module declares one, else of the first
+    real training batch as ``training_step`` runs it (hooks on that one step: the structure
+    the module actually receives, dict batches, several inputs and manual optimisation
+    included). In a field-to-field network (output as large as the input: autoencoders,
+    denoisers) a pooling layer, or a strided convolution that adds no capacity, that keeps
+    fewer numbers per sample than the network's own code is a ``probe.resolution_loss``
+    error (the paper's WEA incident). For evidence, the share of that layer input's variance
+    which down- then up-sampling removes is measured on a training batch. A module whose
+    walk records no layer gets a ``probe.skipped`` info.
 
     Args:
         policy: ``record`` or ``strict``.
@@ -35,16 +38,21 @@ class ArchitectureCheck(GuardrailCallback):
         >>> import torch
         >>> from torch import nn
         >>> import lightning.pytorch as pl
-        >>> from guardrail import GuardrailModule
-        >>> net = nn.Sequential(nn.AvgPool2d(8), nn.Conv2d(1, 8, 3, padding=1), nn.Flatten(),
-        ...                     nn.Linear(8 * 64, 128), nn.Linear(128, 64 * 64),
-        ...                     nn.Unflatten(1, (1, 64, 64)))
-        >>> module = GuardrailModule(net, task="reconstruction")
-        >>> module.example_input_array = torch.zeros(1, 1, 64, 64)
+        >>> class AE(pl.LightningModule):  # a plain module: no example input, no task
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.net = nn.Sequential(
+        ...             nn.AvgPool2d(8), nn.Conv2d(1, 8, 3, padding=1), nn.Flatten(),
+        ...             nn.Linear(8 * 64, 128), nn.Linear(128, 64 * 64),
+        ...             nn.Unflatten(1, (1, 64, 64)))
+        ...     def training_step(self, x, i):
+        ...         return nn.functional.mse_loss(self.net(x), x)
+        ...     def configure_optimizers(self):
+        ...         return torch.optim.Adam(self.parameters())
         >>> check = ArchitectureCheck()
         >>> trainer = pl.Trainer(callbacks=[check], fast_dev_run=True, logger=False,
         ...                      enable_progress_bar=False, enable_model_summary=False)
-        >>> trainer.fit(module, torch.utils.data.DataLoader(torch.randn(8, 1, 64, 64), 4))
+        >>> trainer.fit(AE(), torch.utils.data.DataLoader(torch.randn(8, 1, 64, 64), 4))
         >>> [(f.check, f.where) for f in check.findings]
         [('probe.resolution_loss', 'net.0')]
     """
@@ -53,22 +61,23 @@ class ArchitectureCheck(GuardrailCallback):
         super().__init__(policy)
         self.dense_fraction = dense_fraction
         self.layers: list[Layer] = []
+        self._recorder: Recorder | None = None
+        self._walked = False
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Shape walk, the resolution rule, and the variance lost on the first batch."""
+        """With a declared example input: the walk and the rule, before any step."""
         inputs = example_inputs(pl_module)
         if inputs is None:
-            self.emit(trainer, Finding(
-                "probe.skipped", Severity.INFO,
-                "The architecture pass was skipped: the module has no example_input_array.",
-                where=type(pl_module).__name__,
-                hint="Set self.example_input_array to a (small) input batch in __init__."))
-            return
+            return  # walked on the first training batch instead
+        self._walked = True
         try:
             inputs = tuple(x.to(pl_module.device) if isinstance(x, Tensor) else x
                            for x in inputs)
-            self.layers = shape_walk(pl_module, inputs)
-            out = first_tensor(pl_module(*inputs))
+            was_training = pl_module.training
+            pl_module.eval()
+            with torch.no_grad(), Recorder(pl_module) as walk:
+                pl_module(*inputs)
+            pl_module.train(was_training)
         except Exception as err:  # a guardrail never breaks training
             self.emit(trainer, Finding(
                 "probe.skipped", Severity.INFO,
@@ -76,22 +85,65 @@ class ArchitectureCheck(GuardrailCallback):
                 where=type(pl_module).__name__,
                 hint="Check that example_input_array matches forward()'s arguments."))
             return
-        first = first_tensor(inputs)
-        if first is None or out is None or first.ndim == 0 or out.ndim == 0:
-            return
-        in_numbers, out_numbers = first[0].numel(), out[0].numel()
-        findings = resolution_findings(self.layers, in_numbers, out_numbers,
-                                       dense_fraction=self.dense_fraction)
+        findings = self._judge(walk)
         if findings:
             lost = self._variance_lost(trainer, pl_module, [f.where for f in findings])
-            findings = resolution_findings(self.layers, in_numbers, out_numbers, lost,
-                                           self.dense_fraction)
+            findings = self._judge(walk, lost)
         for finding in findings:
             self.emit(trainer, finding)
         self.enforce(trainer)
 
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        """Without a declared example input: hook the first training step."""
+        if not self._walked:
+            self._recorder = Recorder(pl_module, measure_lost=True)
+            self._recorder.start()
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        """Judge the first training step's walk (every rank walks its own first batch)."""
+        if self._recorder is None:
+            return
+        walk, self._recorder = self._recorder, None
+        walk.stop()
+        self._walked = True
+        if walk.layers:
+            for finding in self._judge(walk, walk.lost):
+                self.emit(trainer, finding)
+        else:
+            self.emit(trainer, Finding(
+                "probe.skipped", Severity.INFO,
+                "The architecture pass was skipped: the first training step called no "
+                "module with tensors in and out.", where=type(pl_module).__name__,
+                hint="Set self.example_input_array to a small input batch in __init__."))
+        self.enforce(trainer)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Never leave a hook behind."""
+        self._stop()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        """Never leave a hook behind."""
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._recorder is not None:
+            self._recorder.stop()
+            self._recorder = None
+
+    def _judge(self, walk: Recorder, lost: dict[str, float] | None = None) -> list[Finding]:
+        self.layers = walk.layers
+        in_numbers, out_numbers = walk.in_numbers, walk.out_numbers
+        if not in_numbers or not out_numbers:
+            return []
+        return resolution_findings(walk.layers, in_numbers, out_numbers, lost,
+                                   self.dense_fraction)
+
     def _variance_lost(self, trainer: Trainer, pl_module: LightningModule,
                        names: list[str | None]) -> dict[str, float]:
+        """The measured evidence, on the first training batch (none if it cannot be fed)."""
         loader = trainer.train_dataloader
         if not peekable(loader):
             return {}
@@ -99,30 +151,9 @@ class ArchitectureCheck(GuardrailCallback):
         inputs = model_inputs(pl_module, batch)
         if inputs is None:
             return {}
-        modules = dict(pl_module.named_modules())
-        lost: dict[str, float] = {}
-
-        def hook(module: nn.Module, args: Any, out: Any, name: str) -> None:
-            x, y = first_tensor(args), first_tensor(out)
-            if x is not None and y is not None and x.ndim >= 3:
-                lost[name] = _lost_fraction(x, y)
-
-        handles = [modules[n].register_forward_hook(lambda m, a, o, n=n: hook(m, a, o, n))
-                   for n in names if n in modules]
         try:
-            with torch.no_grad():
+            with torch.no_grad(), Recorder(pl_module, measure_lost=True) as walk:
                 pl_module(*inputs)
         except Exception:  # evidence is optional; the static finding stands
             return {}
-        finally:
-            for h in handles:
-                h.remove()
-        return lost
-
-
-def _lost_fraction(x: Tensor, y: Tensor) -> float:
-    """Share of ``x``'s variance that pooling it to ``y``'s grid and back removes."""
-    pooled = nn.functional.interpolate(x.float(), size=y.shape[2:], mode="area")
-    back = nn.functional.interpolate(pooled, size=x.shape[2:], mode="nearest")
-    var = x.float().var()
-    return float(((x.float() - back) ** 2).mean() / var) if var > 0 else 0.0
+        return {name: value for name, value in walk.lost.items() if name in names}
