@@ -12,6 +12,7 @@ from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.gradients import (
     exploding_findings,
     not_updated_findings,
+    not_zeroed_findings,
     update_ratio_findings,
     vanishing_findings,
 )
@@ -22,20 +23,26 @@ def _layer(name: str) -> str:
 
 
 class GradientProbe(GuardrailCallback):
-    """Vanishing and exploding gradients per layer, orphaned parameters, update ratios.
+    """Vanishing and exploding gradients per layer, weights that never change, update ratios.
 
     Every ``every_n_steps`` optimiser steps, in ``on_before_optimizer_step`` (after
     accumulation and AMP unscaling), the gradient norm of each layer is computed on the device
     and read in one transfer; the weights are snapshotted and, after the step, each layer's
     ``|dw| / |w|`` is read the same way. Checks: ``grad.vanishing``, ``grad.exploding``,
     ``grad.update_ratio`` (judged on the first sampled steps, before schedulers decay the
-    rate) and, at the first step, ``grad.not_updated`` for parameters that get a gradient but
-    are in no optimiser group (frozen ``requires_grad=False`` parameters are fine). Each check
-    fires at most once per run.
+    rate) and ``grad.not_updated`` in both directions: parameters that get a gradient but are
+    in no optimiser group (at the first step), and parameters in an optimiser that get no
+    gradient in its first ``watch_steps`` steps (frozen ``requires_grad=False`` parameters
+    are fine). ``grad.not_zeroed``: after a sampled step, a hook on each of the optimiser's
+    parameters sees what ``.grad`` holds before every gradient arriving until the
+    optimiser's next step; a parameter never reset in between carries old gradients into
+    that step (manual optimisation without ``zero_grad``). Works alike under automatic and
+    manual optimisation, with several optimisers. Each check fires at most once per run.
 
     Args:
         policy: ``record`` or ``strict``.
         every_n_steps: Sampling interval in optimiser steps.
+        watch_steps: Steps of each optimiser in which a parameter must get a gradient.
 
     Logged keys: ``guardrail/grad_norm`` (total gradient norm on sampled steps).
 
@@ -59,18 +66,25 @@ class GradientProbe(GuardrailCallback):
         [('grad.not_updated', 'net.1.weight')]
     """
 
-    def __init__(self, policy: Policy = "record", every_n_steps: int = 25) -> None:
+    def __init__(self, policy: Policy = "record", every_n_steps: int = 25,
+                 watch_steps: int = 5) -> None:
         super().__init__(policy)
-        if every_n_steps < 1:
-            from guardrail.errors import ConfigError
+        for name, value in (("every_n_steps", every_n_steps), ("watch_steps", watch_steps)):
+            if value < 1:
+                from guardrail.errors import ConfigError
 
-            raise ConfigError(f"GradientProbe: every_n_steps={every_n_steps} must be >= 1.")
+                raise ConfigError(f"GradientProbe: {name}={value} must be >= 1.")
         self.every_n_steps = every_n_steps
+        self.watch_steps = watch_steps
         self.norms: list[dict[str, float]] = []
         self.ratios: list[dict[str, float]] = []
         self._snapshot: dict[str, Tensor] = {}
         self._checked_orphans = False
         self._seen = 0
+        self._steps_of: dict[int, int] = {}  # optimiser id -> steps watched for gradients
+        self._got_grad: set[int] = set()  # ids of parameters seen with a gradient
+        self._leftover: dict[int, dict[int, Tensor]] = {}  # optimiser -> param -> min |grad|^2
+        self._handles: list[Any] = []
 
     def _sampled(self, trainer: Trainer) -> bool:
         return trainer.global_step % self.every_n_steps == 0
@@ -78,8 +92,14 @@ class GradientProbe(GuardrailCallback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         """Orphans (first step); gradient norms and a weight snapshot (sampled steps)."""
+        self._judge_leftover(trainer, pl_module, optimizer)
+        if self._steps_of.get(id(optimizer), 0) < self.watch_steps:
+            self._watch_gradients(trainer, pl_module, optimizer)
+        if self._sampled(trainer) and not self._leftover and not any(
+                f.check == "grad.not_zeroed" for f in self.findings):
+            self._hook_leftover(optimizer)
         if self._checked_orphans and not self._sampled(trainer):
-            return  # the common step: nothing to do
+            return  # the common step: nothing more to do
         named = [(n, p) for n, p in pl_module.named_parameters() if p.grad is not None]
         if not self._checked_orphans:
             self._checked_orphans = True
@@ -113,5 +133,59 @@ class GradientProbe(GuardrailCallback):
             self.ratios.append(dict(zip(map(_layer, names), ratios, strict=True)))
             self.emit_once(trainer, update_ratio_findings(self.ratios))
         self._seen += 1
-        if self._seen % self.every_n_steps == 0 or self._seen == 1:  # same steps on all ranks
+        if self._seen % self.every_n_steps == 0 or self._seen <= 2:  # same steps on all ranks
             self.enforce(trainer)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Never leave a hook behind."""
+        self._unhook()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        """Never leave a hook behind."""
+        self._unhook()
+
+    def _watch_gradients(self, trainer: Trainer, pl_module: LightningModule,
+                         optimizer: torch.optim.Optimizer) -> None:
+        """Note which of the optimiser's parameters got a gradient; judge after its K steps."""
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+        self._got_grad.update(id(p) for p in params if p.grad is not None)
+        steps = self._steps_of[id(optimizer)] = self._steps_of.get(id(optimizer), 0) + 1
+        if steps == self.watch_steps:
+            ids = {id(p) for p in params} - self._got_grad
+            never = [n for n, p in pl_module.named_parameters() if id(p) in ids]
+            self.emit_once(trainer, not_updated_findings([], never, steps))
+
+    def _hook_leftover(self, optimizer: torch.optim.Optimizer) -> None:
+        """Until the optimiser's next step, keep the smallest |.grad|^2 seen before a gradient."""
+        kept = self._leftover[id(optimizer)] = {}
+
+        def before_accumulation(grad: Tensor, p: Tensor) -> None:
+            held = p.grad.detach().float().pow(2).sum() if p.grad is not None \
+                else grad.new_zeros((), dtype=torch.float32)
+            kept[id(p)] = torch.minimum(kept[id(p)], held) if id(p) in kept else held
+
+        self._handles = [p.register_hook(lambda g, p=p: before_accumulation(g, p))
+                         for g in optimizer.param_groups for p in g["params"]
+                         if p.requires_grad]
+
+    def _judge_leftover(self, trainer: Trainer, pl_module: LightningModule,
+                        optimizer: torch.optim.Optimizer) -> None:
+        kept = self._leftover.pop(id(optimizer), None)
+        if kept is None:
+            return
+        self._unhook()
+        grads = [p.grad.detach().float().pow(2).sum() for g in optimizer.param_groups
+                 for p in g["params"] if id(p) in kept and p.grad is not None]
+        if not grads:
+            return
+        leftover, total = torch.stack([torch.stack(list(kept.values())).sum(),
+                                       torch.stack(grads).sum()]).sqrt().tolist()
+        where = "optimizer_zero_grad" if pl_module.automatic_optimization else "training_step"
+        self.emit_once(trainer, not_zeroed_findings(leftover, total, where))
+
+    def _unhook(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._leftover = {}

@@ -51,14 +51,18 @@ def exploding_findings(samples: Sequence[Mapping[str, float]], growth: float = 1
                        persist: int = 2, floor: float = 1e-3) -> list[Finding]:
     """``grad.exploding``: a non-finite gradient, or a layer's norm grown explosively.
 
-    Fires on a non-finite gradient norm, or when a layer's norm is ``growth`` times its first
-    sampled value (at least ``floor``) on ``persist`` samples in a row. The floor matters: a
-    layer whose first gradient is tiny because the layers after it start at zero (WEA's
-    encoder: 1e-5 at step 0, 0.1 later, a healthy 10^4-fold "growth") is not exploding.
+    Fires on a non-finite gradient norm, or when a layer's norm is ``growth`` times the
+    network's starting scale on ``persist`` samples in a row. The starting scale is the
+    largest layer norm of the first sample (at least ``floor``), not the layer's own: a
+    layer whose gradient starts tiny because the layers after it start near zero (WEA's
+    encoder: 1e-5 at step 0, about 1 later, while its decoder's started at 0.1-1) has grown
+    to a normal size, which is not an explosion.
 
     Example:
         >>> [f.where for f in exploding_findings([{"a": 1.0}, {"a": float("inf")}])]
         ['a']
+        >>> exploding_findings([{"enc": 1e-5, "dec": 0.5}] + [{"enc": 1.3, "dec": 0.4}] * 2)
+        []
     """
     if not samples:
         return []
@@ -72,37 +76,94 @@ def exploding_findings(samples: Sequence[Mapping[str, float]], growth: float = 1
                      "look for log(0) or division by zero in the loss.")]
     if len(samples) < persist + 1:
         return []
+    start = [v for v in samples[0].values() if math.isfinite(v)]
+    base = max([*start, floor])
     for name in samples[0]:
-        base = max(samples[0][name], floor)
         if all(s.get(name, 0.0) >= growth * base for s in samples[-persist:]):
             return [Finding(
                 "grad.exploding", Severity.ERROR,
-                f"The gradient of '{name}' grew {samples[-1][name] / base:.0f}x since the start "
-                f"({base:.2e} -> {samples[-1][name]:.2e}).", where=name,
-                evidence={"first_norm": base, "norm": samples[-1][name]},
+                f"The gradient of '{name}' grew to {samples[-1][name]:.2e}, "
+                f"{samples[-1][name] / base:.0f}x the largest layer gradient at the start "
+                f"({base:.2e}).", where=name,
+                evidence={"start_scale": base, "first_norm": samples[0][name],
+                          "norm": samples[-1][name]},
                 hint="Lower the learning rate or clip gradients (trainer.gradient_clip_val).")]
     return []
 
 
-def not_updated_findings(orphans: Sequence[str]) -> list[Finding]:
-    """``grad.not_updated``: parameters that get a gradient but are in no optimiser group.
+def not_updated_findings(orphans: Sequence[str], never: Sequence[str] = (),
+                         steps: int = 0) -> list[Finding]:
+    """``grad.not_updated``: parameters that never change, in either direction.
 
-    Deliberately frozen parameters (``requires_grad=False``) get no gradient and are not
-    passed here.
+    ``orphans`` receive a gradient but are in no optimiser param group; ``never`` are in an
+    optimiser and require a gradient but received none in the first ``steps`` optimiser
+    steps (a ``.detach()`` or ``torch.no_grad()`` in ``forward`` cut them off from the loss,
+    or they are never used). Deliberately frozen parameters (``requires_grad=False``) are in
+    neither list.
 
     Example:
         >>> [f.where for f in not_updated_findings(["head.weight"])]
         ['head.weight']
+        >>> [f.where for f in not_updated_findings([], ["body.0.weight"], steps=5)]
+        ['body.0.weight']
     """
-    if not orphans:
-        return []
+    out = []
+    if orphans:
+        out.append(Finding(
+            "grad.not_updated", Severity.ERROR,
+            f"{len(orphans)} parameter(s) receive gradients but are in no optimiser param "
+            f"group, so they never change: {_listed(orphans)}.",
+            where=orphans[0], evidence={"parameters": list(orphans), "direction": "orphan"},
+            hint="Build the optimiser from self.parameters() after every layer exists, or "
+                 "freeze them on purpose with requires_grad_(False)."))
+    if never:
+        out.append(Finding(
+            "grad.not_updated", Severity.ERROR,
+            f"{len(never)} parameter(s) in the optimiser got no gradient in {steps} steps, so "
+            f"they never change: {_listed(never)}.",
+            where=never[0], evidence={"parameters": list(never), "steps": steps,
+                                      "direction": "no_gradient"},
+            hint="Look for a .detach(), .item(), .numpy() or torch.no_grad() between these "
+                 "layers and the loss, or a layer forward() never calls; freeze parameters "
+                 "you do not train with requires_grad_(False)."))
+    return out
+
+
+def _listed(names: Sequence[str]) -> str:
+    return f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+
+
+def not_zeroed_findings(leftover: float, total: float, where: str,
+                        ratio: float = 1e-6) -> list[Finding]:
+    """``grad.not_zeroed``: gradients carried over from one optimiser step into the next.
+
+    Args:
+        leftover: Norm, over the optimiser's parameters, of what each ``.grad`` held before
+            every gradient it received between two of the optimiser's steps: zero for a
+            parameter whose gradient was reset (``zero_grad``) at any point in between.
+        total: Norm of the gradients the second step applied.
+        where: The code to fix (``training_step`` under manual optimisation).
+        ratio: A leftover below ``ratio`` times ``total`` counts as reset.
+
+    Example:
+        >>> [f.check for f in not_zeroed_findings(3.0, 1.0, "training_step")]
+        ['grad.not_zeroed']
+        >>> not_zeroed_findings(0.0, 1.0, "training_step")
+        []
+        >>> not_zeroed_findings(0.0, float("nan"), "training_step")
+        []
+    """
+    if not (math.isfinite(leftover) and math.isfinite(total)) or \
+            leftover <= ratio * max(total, 1e-12):
+        return []  # a non-finite step is grad.exploding's to report
     return [Finding(
-        "grad.not_updated", Severity.ERROR,
-        f"{len(orphans)} parameter(s) receive gradients but are in no optimiser param group, "
-        f"so they never change: {', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}.",
-        where=orphans[0], evidence={"parameters": list(orphans)},
-        hint="Build the optimiser from self.parameters() after every layer exists, or freeze "
-             "them on purpose with requires_grad_(False).")]
+        "grad.not_zeroed", Severity.ERROR,
+        f"Gradients are never reset between optimiser steps: of the gradient norm {total:.3g} "
+        f"this step applied, {leftover:.3g} was left over from earlier steps, so every step "
+        "applies the sum of all past gradients.", where=where,
+        evidence={"leftover_norm": leftover, "total_norm": total},
+        hint="Call optimizer.zero_grad() once per optimiser step (with manual optimisation: "
+             "before manual_backward in training_step).")]
 
 
 def update_ratio_findings(samples: Sequence[Mapping[str, float]], low: float = 10 ** -4.5,

@@ -23,6 +23,26 @@ def test_growth_from_a_tiny_first_gradient_is_not_exploding():
     assert exploding_findings([{"a": 1.0}, {"a": 2e3}, {"a": 5e3}])
 
 
+def test_a_layer_growing_from_tiny_to_the_networks_scale_is_not_exploding():
+    from guardrail.checks.gradients import exploding_findings
+
+    # WEA's default run: the encoder starts at 1e-5 behind a decoder that starts near zero
+    # and reaches 1.3 later, while the decoder's own gradient started at 0.4.
+    wea = [{"net.encoder.2": 1e-5, "net.decoder.0": 0.4}] + \
+        [{"net.encoder.2": 1.32, "net.decoder.0": 0.5}] * 2
+    assert exploding_findings(wea) == []
+    exploded = [{"net.encoder.2": 1e-5, "net.decoder.0": 0.4}] + \
+        [{"net.encoder.2": 900.0, "net.decoder.0": 0.5}] * 2
+    assert [f.where for f in exploding_findings(exploded)] == ["net.encoder.2"]
+
+
+def test_gradients_not_reset_need_finite_figures():
+    from guardrail.checks.gradients import not_zeroed_findings
+
+    assert not_zeroed_findings(0.0, float("nan"), "optimizer_zero_grad") == []
+    assert not_zeroed_findings(2.0, 3.0, "training_step")
+
+
 def test_update_ratio_too_large_is_judged_on_the_first_step():
     samples = [{"a": 80.0, "b": 90.0}, {"a": 0.5, "b": 0.3}]
     assert [f.where for f in update_ratio_findings(samples)] == ["b"]
