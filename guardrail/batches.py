@@ -88,8 +88,14 @@ def _stack_targets(targets: list[Any], n: int) -> Any:
 def model_inputs(pl_module: Any, batch: Any) -> tuple[Any, ...] | None:
     """The forward inputs in ``batch``, or None when it cannot tell.
 
-    ``split_batch`` where the module has one, else the first element of a tuple or list, or
-    the tensor itself.
+    ``split_batch`` where the module has one, else the first element of a tuple or list, a
+    dict's tensors other than its target (``target``, ``label``, ``y``, ...), or the tensor
+    itself.
+
+    Example:
+        >>> batch = {"image": torch.zeros(2, 3), "label": torch.tensor([0, 1])}
+        >>> [x.shape for x in model_inputs(None, batch)]
+        [torch.Size([2, 3])]
     """
     split = getattr(pl_module, "split_batch", None)
     if callable(split):
@@ -98,7 +104,47 @@ def model_inputs(pl_module: Any, batch: Any) -> tuple[Any, ...] | None:
         return (batch,)
     if isinstance(batch, list | tuple) and batch and isinstance(batch[0], Tensor):
         return (batch[0],)
+    if isinstance(batch, dict):
+        inputs = tuple(v for k, v in batch.items()
+                       if isinstance(v, Tensor) and k not in _TARGET_KEYS)
+        return inputs or None
     return None
+
+
+def batch_tensors(batch: Any) -> list[Tensor]:
+    """Every tensor in a batch (tuples, lists and dicts, nested), in order.
+
+    Example:
+        >>> [t.tolist() for t in batch_tensors({"x": torch.tensor([1]), "y": [torch.tensor(2)]})]
+        [[1], 2]
+    """
+    if isinstance(batch, Tensor):
+        return [batch]
+    if isinstance(batch, list | tuple):
+        return [t for item in batch for t in batch_tensors(item)]
+    if isinstance(batch, dict):
+        return [t for item in batch.values() for t in batch_tensors(item)]
+    return []
+
+
+_TARGET_KEYS = ("target", "targets", "label", "labels", "y")
+
+
+def default_target(batch: Any) -> Tensor | None:
+    """The target as most training steps take it.
+
+    ``(x, y)``'s last tensor, a dict's ``target``/``label``/``y`` entry, or a lone tensor
+    itself (reconstruction).
+
+    Example:
+        >>> default_target((torch.zeros(2, 3), torch.tensor([0, 1]))).tolist()
+        [0, 1]
+    """
+    if isinstance(batch, dict):
+        found = [batch[k] for k in _TARGET_KEYS if isinstance(batch.get(k), Tensor)]
+        return found[0] if found else None
+    tensors = batch_tensors(batch)
+    return tensors[-1] if tensors else None
 
 
 def example_inputs(pl_module: Any) -> tuple[Any, ...] | None:

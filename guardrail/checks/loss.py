@@ -18,6 +18,7 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from guardrail.checks.loss_function import LossMatch
 from guardrail.findings import Finding, Severity
 
 
@@ -68,13 +69,25 @@ def divergence_findings(losses: Sequence[float], window: int = 10,
 
 
 def plateau_findings(epoch_losses: Sequence[float], trivial: float | None, split: str,
-                     min_epochs: int = 4, min_gain: float = 0.02) -> list[Finding]:
+                     min_epochs: int = 4, min_gain: float = 0.02, where: str | None = None,
+                     steps: int | None = None) -> list[Finding]:
     """``loss.plateau``: after ``min_epochs``, the loss is no better than it should be.
 
     With a known ``trivial`` loss, it fires when the best epoch is not ``min_gain`` below it:
     the model predicts no better than a constant (labels misaligned with inputs look like
     this, even while the loss falls at first as the model learns the mean). Without one, it
-    fires when the best epoch is not ``min_gain`` below the first.
+    fires when the best epoch is not ``min_gain`` below the first (never on one epoch).
+    A short run is judged at its end on however many epochs it had, with ``steps`` (its
+    optimiser steps) in the message.
+
+    Args:
+        epoch_losses: Epoch means of the judged loss.
+        trivial: The constant prediction's loss, in the same units, if known.
+        split: ``val`` or ``train``.
+        min_epochs: Epochs needed before judging.
+        min_gain: Relative improvement that counts as learning.
+        where: The logged key (default ``{split}/loss``).
+        steps: Optimiser steps so far, for short runs judged by steps.
 
     Example:
         >>> [f.check for f in plateau_findings([1.3, 1.01, 1.0, 1.0], 1.0, "val")]
@@ -83,26 +96,31 @@ def plateau_findings(epoch_losses: Sequence[float], trivial: float | None, split
         []
     """
     losses = [x for x in epoch_losses if math.isfinite(x)]
-    if len(losses) < min_epochs:
+    if len(losses) < max(min_epochs, 1 if trivial is not None else 2):
         return []
     first, best = losses[0], min(losses)
     reference = trivial if trivial is not None else first
-    gain = min_gain
-    if best < (1 - gain) * reference:
+    if best < (1 - min_gain) * reference:
         return []
     level = f", at the level of a constant prediction ({trivial:.4g})" if trivial else ""
+    span = f"{len(losses)} epoch(s)" + (f" ({steps} steps)" if steps else "")
     return [Finding(
         "loss.plateau", Severity.WARNING,
-        f"The {split} loss has not improved in {len(losses)} epochs (first {first:.4g}, best "
-        f"{best:.4g}){level}: the model is not learning.", where=f"{split}/loss",
-        evidence={"first": first, "best": best, "epochs": len(losses), "trivial": trivial},
+        f"The {split} loss has not improved in {span} (first {first:.4g}, best "
+        f"{best:.4g}){level}: the model is not learning.", where=where or f"{split}/loss",
+        evidence={"first": first, "best": best, "epochs": len(losses), "trivial": trivial,
+                  "steps": steps},
         hint="Check that targets line up with their inputs (a shuffled or misaligned label "
              "column), that the optimiser gets the parameters, and the learning rate.")]
 
 
 def oscillation_findings(epoch_losses: Sequence[float], split: str, min_epochs: int = 6,
-                         swing: float = 0.1, share: float = 0.3) -> list[Finding]:
+                         swing: float = 0.1, share: float = 0.3,
+                         where: str | None = None) -> list[Finding]:
     """``loss.oscillation`` when the epoch loss keeps reversing by large steps.
+
+    The callback gives it the training loss: epoch means over many batches swing only when
+    optimisation does, while a small validation set's loss swings by itself.
 
     A reversal counts when both steps exceed ``swing`` of the current loss *and* of the first
     epoch's: after a tenfold drop, small wiggles of an already small loss are not swings (on
@@ -126,6 +144,43 @@ def oscillation_findings(epoch_losses: Sequence[float], split: str, min_epochs: 
     return [Finding(
         "loss.oscillation", Severity.WARNING,
         f"The {split} loss swung up and down by more than {swing:.0%} in {reversals} of "
-        f"{len(deltas) - 1} epochs.", where=f"{split}/loss",
+        f"{len(deltas) - 1} epochs.", where=where or f"{split}/loss",
         evidence={"reversals": reversals, "epochs": len(losses)},
         hint="Lower the learning rate or raise the batch size.")]
+
+
+def double_softmax_findings(match: LossMatch | None, where: str) -> list[Finding]:
+    """``loss.double_softmax``: probabilities reach a loss that applies softmax/sigmoid again.
+
+    ``cross_entropy`` applies log-softmax to what it is given, and
+    ``binary_cross_entropy_with_logits`` a sigmoid: fed probabilities, their gradients shrink
+    by the squashing a second time and training crawls (the loss of a softmax output cannot
+    go below ``-1 + log(e + C - 1)``). Probabilities into ``nll_loss(log(p))`` or
+    ``binary_cross_entropy`` are correct and stay silent.
+
+    Example:
+        >>> match = LossMatch("cross_entropy", "multiclass", 1, classes=10,
+        ...                   double_activation="softmax")
+        >>> [(f.check, f.where) for f in double_softmax_findings(match, "net.3")]
+        [('loss.double_softmax', 'net.3')]
+    """
+    if match is None or match.double_activation is None:
+        return []
+    activation = match.double_activation
+    loss = "binary_cross_entropy_with_logits" if activation == "sigmoid" else "cross_entropy"
+    if match.name == "cross_entropy_of_softmax":
+        what = ("training_step turns the model's outputs into softmax probabilities and "
+                "cross_entropy applies softmax to them again")
+        fix = "pass the logits to cross_entropy"
+    else:
+        what = f"the model's outputs are already {activation} probabilities and {loss} " \
+               f"applies {activation} to them again"
+        fix = f"remove the final {activation} at '{where}' so that {loss} gets logits" + (
+            " (or keep it and use nll_loss(log(p)))" if activation == "softmax" else
+            " (or keep it and use binary_cross_entropy)")
+    return [Finding(
+        "loss.double_softmax", Severity.ERROR,
+        f"The loss double-counts an activation: {what}, so gradients shrink and training "
+        "crawls.", where=where,
+        evidence={"loss": match.name, "task": match.task, "classes": match.classes},
+        hint=fix[0].upper() + fix[1:] + ".")]
