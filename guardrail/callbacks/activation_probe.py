@@ -22,6 +22,7 @@ from guardrail.distributed import gather_objects
 from guardrail.shapes import first_tensor
 
 _RELUS = (nn.ReLU, nn.ReLU6)
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 # Output beyond these means a pre-activation beyond +-5.
 _SATURATING = {nn.Sigmoid: (0.0067, 0.9933), nn.Tanh: (-0.9999, 0.9999)}
 
@@ -48,10 +49,11 @@ class ActivationProbe(GuardrailCallback):
     registered on ``nn.ReLU``/``nn.ReLU6`` and ``nn.Sigmoid``/``nn.Tanh`` modules for that
     step only; the fraction of units never positive over the batch (dims other than the
     batch and the unit dimension 1 are pooled) and the fraction of saturated outputs are
-    reduced on the device and read once. Under DDP the sampled statistics are gathered from
-    every rank: a unit counts as dead only if it was dead on every rank's batch. A NaN is
-    localised on the rank that met it and reported with that rank. Hooks are always removed,
-    also on exceptions.
+    reduced on the device and read once. A ReLU written as ``F.relu`` between two linear
+    or conv layers is seen at the second layer's input and reported under the first. Under
+    DDP the sampled statistics are gathered from every rank: a unit counts as dead only if
+    it was dead on every rank's batch. A NaN is localised on the rank that met it and
+    reported with that rank. Hooks are always removed, also on exceptions.
 
     Args:
         policy: ``record`` or ``strict``.
@@ -94,6 +96,7 @@ class ActivationProbe(GuardrailCallback):
         self._handles: list[Any] = []
         self._nonfinite_seen = False
         self._seen = 0
+        self._last: tuple[str, nn.Module, int] | None = None
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -142,6 +145,7 @@ class ActivationProbe(GuardrailCallback):
         self._remove_hooks()
 
     def _hook(self, pl_module: LightningModule) -> None:
+        self._last = None  # the last layer that ran, on this step
         for name, module in pl_module.named_modules():
             if isinstance(module, _RELUS):
                 self._handles.append(module.register_forward_hook(
@@ -150,6 +154,30 @@ class ActivationProbe(GuardrailCallback):
             if bounds is not None:
                 self._handles.append(module.register_forward_hook(
                     lambda m, a, out, name=name, b=bounds: self._saturation(name, out, b)))
+            if isinstance(module, _LAYERS):
+                self._handles.append(module.register_forward_hook(
+                    lambda m, a, out, name=name: self._layer(name, m, a, out)))
+            elif isinstance(module, _RELUS):
+                self._handles.append(module.register_forward_hook(
+                    lambda m, a, out, name=name: setattr(self, "_last", (name, m, -1))))
+
+    def _layer(self, name: str, module: nn.Module, args: Any, out: Any) -> None:
+        """A linear or conv layer fed by another through a functional ReLU (``F.relu``).
+
+        Its input is then non-negative, and a unit that is zero on every sample is dead: it
+        is counted under the layer that produced it (the last layer that ran, if its output
+        had as many units), unless an ``nn.ReLU`` module in between already counts it.
+        """
+        x = first_tensor(args)
+        last, self._last = self._last, (name, module, out.shape[1] if isinstance(out, Tensor)
+                                         and out.ndim >= 2 else -1)
+        if last is None or isinstance(last[1], _RELUS) or x is None or x.ndim < 2 or \
+                x.shape[0] < 2 or last[2] != x.shape[1] or not x.is_floating_point():
+            return
+        x = x.detach()
+        if bool((x < 0).any()):  # not the output of a ReLU
+            return
+        self._dead(last[0], x)
 
     def _dead(self, name: str, out: Any) -> None:
         if not isinstance(out, Tensor) or out.ndim < 2 or out.shape[0] < 2:
@@ -207,9 +235,12 @@ class ActivationProbe(GuardrailCallback):
 
 @contextlib.contextmanager
 def _replay_hooks(model: nn.Module, calls: list[tuple[str, bool, bool]]) -> Iterator[None]:
+    # The module itself is named "forward": a functional op in its forward() (torch.log of a
+    # value that reaches zero) makes it the first call with finite inputs and a NaN output.
     handles = [m.register_forward_hook(
-        lambda m, a, o, n=n: calls.append((n, _all_finite(a), _all_finite(first_tensor(o)))))
-        for n, m in model.named_modules() if n]
+        lambda m, a, o, n=n or "forward": calls.append(
+            (n, _all_finite(a), _all_finite(first_tensor(o)))))
+        for n, m in model.named_modules()]
     try:
         yield
     finally:
