@@ -252,3 +252,38 @@ def sample_hashes(dataset: Any, max_samples: int = 200_000) -> np.ndarray | None
         update_hash(h, sample)
         out.append(int.from_bytes(h.digest()[:8], "little"))
     return np.array(out, dtype=np.uint64)
+
+
+def sample_rows(dataset: Any, max_rows: int = 2048) -> Tensor | None:
+    """The first ``max_rows`` samples' inputs, one float row each.
+
+    The target is left out, as in :func:`sample_hashes`; None where samples are not tensors
+    of one size.
+
+    Example:
+        >>> x = torch.arange(6.0).reshape(3, 2)
+        >>> sample_rows(TensorDataset(x, torch.zeros(3))).shape
+        torch.Size([3, 2])
+    """
+    if isinstance(dataset, TensorDataset):
+        inputs = dataset.tensors[:-1] if len(dataset.tensors) > 1 else dataset.tensors
+        return torch.cat([t[:max_rows].reshape(min(len(t), max_rows), -1).float()
+                          for t in inputs], 1)
+    if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
+        return None
+    rows = []
+    for i in range(min(len(dataset), max_rows)):
+        sample = dataset[i]
+        if isinstance(sample, list | tuple) and len(sample) > 1:
+            sample = sample[:-1]
+        elif isinstance(sample, Mapping):
+            sample = [v for k, v in sample.items() if k != "target"]
+        parts = [sample] if isinstance(sample, Tensor) else list(sample) \
+            if isinstance(sample, list | tuple) else []
+        if not parts or not all(isinstance(t, Tensor) for t in parts):
+            return None
+        rows.append(torch.cat([t.reshape(-1).float() for t in parts]))
+    if not rows or len({len(r) for r in rows}) != 1:
+        return None
+    return torch.stack(rows)
+

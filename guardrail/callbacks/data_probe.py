@@ -9,9 +9,15 @@ from torch import Tensor
 
 from guardrail.batches import model_inputs, peek_batches, peekable
 from guardrail.callbacks.base import GuardrailCallback, Policy
-from guardrail.checks.data import input_stats, leakage_findings, unnormalized_findings
+from guardrail.checks.data import (
+    duplicate_share,
+    input_stats,
+    leakage_findings,
+    repeats_expected,
+    unnormalized_findings,
+)
 from guardrail.findings import Finding, Severity
-from guardrail.fingerprint import sample_hashes
+from guardrail.fingerprint import sample_hashes, sample_rows
 
 
 class DataProbe(GuardrailCallback):
@@ -22,7 +28,10 @@ class DataProbe(GuardrailCallback):
     counts, or one feature on a scale far from the others, named by ``feature_names`` where
     the module has them); integer inputs (token or category ids) are not judged and say so in
     an ``info``; and every validation sample is hashed against the training samples
-    (``data.leakage``: byte-identical inputs on both sides).
+    (``data.leakage``: byte-identical inputs on both sides, beyond what chance explains:
+    where inputs take few values, as a customer's first-week counts do, two customers can
+    share them, so the share of validation samples found in training is judged against the
+    share of training samples that equal another training sample).
 
     Args:
         policy: ``record`` or ``strict``.
@@ -94,11 +103,24 @@ class DataProbe(GuardrailCallback):
         train_hashes = sample_hashes(train) if train is not None else None
         if train_hashes is None:
             return
+        natural: float | None = None  # measured once, only where some sample is shared
         for i, loader in enumerate(v for v in vals if v is not None):
             val_hashes = sample_hashes(getattr(loader, "dataset", None))
             if val_hashes is None:
                 continue
             overlap = int(np.isin(val_hashes, train_hashes).sum())
+            if overlap and natural is None:
+                natural = self._natural_share(train, train_hashes)
             split = "val" if i == 0 else f"val{i}"
-            for finding in leakage_findings(overlap, len(val_hashes), split):
+            for finding in leakage_findings(overlap, len(val_hashes), split,
+                                            natural=natural or 0.0):
                 self.emit(trainer, finding)
+
+    @staticmethod
+    def _natural_share(train: object, hashes: np.ndarray) -> float:
+        """Duplicates within training, where inputs can repeat without anyone copying them."""
+        within = duplicate_share(hashes)
+        if within == 0.0:
+            return 0.0
+        rows = sample_rows(train)
+        return within if rows is None or repeats_expected(rows) else 0.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -95,24 +96,84 @@ def unnormalized_findings(
     return findings
 
 
+def repeats_expected(rows: Tensor, max_share: float = 0.5) -> bool:
+    """Whether identical samples can occur naturally: most input columns take few values.
+
+    Counted over the distinct rows (copies would make any data look repetitive): if the
+    median column holds fewer distinct values than ``max_share`` of those rows, two
+    independent samples can coincide (counts, flags, ids: a customer's first week); where
+    columns are continuous measurements, an identical sample is a copy.
+
+    Example:
+        >>> repeats_expected(torch.randint(0, 3, (500, 6)).float())
+        True
+        >>> repeats_expected(torch.randn(500, 6).repeat(2, 1))
+        False
+    """
+    unique = torch.unique(rows.reshape(len(rows), -1).float(), dim=0)
+    if len(unique) < 2:
+        return True
+    columns = unique[:, :: max(1, unique.shape[1] // 256)]  # at most ~256 columns
+    distinct = torch.tensor([float(len(torch.unique(c))) for c in columns.T])
+    return float(distinct.median()) < max_share * len(unique)
+
+
+def duplicate_share(hashes: np.ndarray) -> float:
+    """Share of samples whose hash occurs more than once among ``hashes``.
+
+    Example:
+        >>> duplicate_share(np.array([1, 2, 2, 3], dtype=np.uint64))
+        0.5
+    """
+    if len(hashes) == 0:
+        return 0.0
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    return float((counts[inverse] > 1).mean())
+
+
 def leakage_findings(overlap: int, n_val: int, split: str = "val",
-                     min_fraction: float = 0.005) -> list[Finding]:
-    """``data.leakage`` when samples of ``split`` also appear, byte for byte, in training.
+                     min_fraction: float = 0.005, natural: float = 0.0) -> list[Finding]:
+    """``data.leakage`` when more ``split`` samples appear in training than chance explains.
+
+    Args:
+        overlap: ``split`` samples whose inputs equal a training sample's, byte for byte.
+        n_val: Samples in ``split``.
+        split: The split's name, for ``where``.
+        min_fraction: Overlap beyond what is expected, as a share of the split, that counts.
+        natural: The share expected without leakage: where inputs repeat naturally (see
+            :func:`repeats_expected`), the share of training samples that equal another
+            training sample; else 0. The excess must also exceed three binomial standard
+            errors of that share.
 
     Example:
         >>> [f.severity.value for f in leakage_findings(30, 100)]
         ['error']
         >>> leakage_findings(0, 100)
         []
+        >>> [f.severity.value for f in leakage_findings(56, 100, natural=0.58)]
+        ['info']
     """
     if overlap == 0 or n_val == 0:
         return []
     fraction = overlap / n_val
-    severity = Severity.ERROR if fraction >= min_fraction else Severity.INFO
+    margin = max(min_fraction, 3 * (natural * (1 - natural) / n_val) ** 0.5)
+    evidence = {"overlap": overlap, "samples": n_val, "fraction": fraction,
+                "expected_fraction": natural}
+    if fraction - natural >= margin:
+        explained = f", against {natural:.1%} that training samples share among themselves" \
+            if natural else ""
+        return [Finding(
+            "data.leakage", Severity.ERROR,
+            f"{overlap} of {n_val} {split} samples ({fraction:.1%}) are also in the training "
+            f"data, byte for byte{explained}: the validation score overstates generalisation.",
+            where=split, evidence=evidence,
+            hint="Split by the entity (user, field, player, time) after removing duplicates, "
+                 "and build each split from disjoint rows.")]
+    why = (f"as often as training samples equal each other ({natural:.1%}): these inputs "
+           "repeat naturally" if natural and fraction - natural < margin and
+           fraction >= min_fraction else "too few to matter")
     return [Finding(
-        "data.leakage", severity,
-        f"{overlap} of {n_val} {split} samples ({fraction:.1%}) are also in the training data, "
-        "byte for byte: the validation score overstates generalisation.",
-        where=split, evidence={"overlap": overlap, "samples": n_val, "fraction": fraction},
-        hint="Split by the entity (user, field, player, time) after removing duplicates, and "
-             "build each split from disjoint rows.")]
+        "data.leakage", Severity.INFO,
+        f"{overlap} of {n_val} {split} samples ({fraction:.1%}) equal a training sample, "
+        f"{why}.", where=split, evidence=evidence,
+        hint="Nothing to do unless the splits should share no entity; then split by it.")]
