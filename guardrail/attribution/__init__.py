@@ -83,7 +83,7 @@ def explain(
     reference: Sequence[Tensor],
     *,
     names: Sequence[str] | None = None,
-    task: str = "regression",
+    task: str | None = "regression",
     n_steps: int = 32,
     permutations: int = 3,
     randomisations: int = 2,
@@ -99,7 +99,8 @@ def explain(
         inputs: The explained samples, one tensor per forward input, on the model's device.
         reference: Training samples, the same inputs: baselines and data support.
         names: One name per feature (see :mod:`guardrail.attribution.features`).
-        task: The module's task (``multiclass`` explains the predicted class's logit).
+        task: The module's task (``multiclass``, or None with several output columns,
+            explains the predicted class's logit).
         n_steps: Integrated Gradients steps.
         permutations: Permutations averaged per feature.
         randomisations: Re-initialised copies in the randomisation test (0: skip it).
@@ -216,7 +217,7 @@ def _profile(grads: Sequence[Tensor | None], perm: Tensor) -> Tensor:
 
 def _randomisation_test(module: nn.Module, trained: Tensor, inputs: Sequence[Tensor],
                         baselines: Sequence[Tensor], masks: Sequence[Tensor],
-                        features: Sequence[Feature], task: str, n_steps: int,
+                        features: Sequence[Feature], task: str | None, n_steps: int,
                         permutations: int, randomisations: int, seed: int,
                         loss: Callable[[nn.Module], float] | None) -> dict[str, Any]:
     """Trained against re-initialised copies: profile similarity and, with ``loss``, its ratio."""

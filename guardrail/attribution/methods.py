@@ -61,14 +61,16 @@ class Forward:
     """``module`` as one number per sample: the prediction, or the mean of a multi-output one.
 
     Multiclass outputs keep their logits; :attr:`target` holds each explained sample's
-    predicted class, for Captum's ``target``.
+    predicted class, for Captum's ``target``. A module that declares no task and returns
+    several columns per sample (a plain classifier) is explained the same way: the mean of
+    its class scores (or probabilities, which sum to one) would explain nothing.
     """
 
-    def __init__(self, module: nn.Module, inputs: Sequence[Tensor], task: str) -> None:
+    def __init__(self, module: nn.Module, inputs: Sequence[Tensor], task: str | None) -> None:
         self.module = module
         with torch.no_grad():
             out = _prediction(module(*inputs))
-        self.multiclass = task == "multiclass" and out.ndim == 2 and out.shape[1] > 1
+        self.multiclass = task in ("multiclass", None) and out.ndim == 2 and out.shape[1] > 1
         self.target: Tensor | None = out.argmax(1) if self.multiclass else None
 
     def __call__(self, *inputs: Tensor) -> Tensor:

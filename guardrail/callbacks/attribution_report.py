@@ -163,7 +163,7 @@ class AttributionReport(GuardrailCallback):
         self.result, arrays = explain(
             pl_module, inputs, to_device(list(reference)),
             names=getattr(pl_module, "feature_names", None),
-            task=str(getattr(pl_module, "task", "regression")),
+            task=getattr(pl_module, "task", None),
             loss=_loss_on(pl_module, inputs, to_device(targets)), **self.settings)
         if self.result.get("sanity"):
             self.result["sanity"]["passed"] = sanity_passed(
