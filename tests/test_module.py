@@ -1,9 +1,9 @@
 import pytest
 import torch
-from conftest import quiet_trainer
 from torch import nn
 from torch.utils.data import DataLoader
 
+from conftest import quiet_trainer
 from guardrail import ConfigError, GuardrailModule
 
 

@@ -1,7 +1,7 @@
 import pytest
-from conftest import quiet_trainer
 from torch import nn
 
+from conftest import quiet_trainer
 from guardrail import GuardrailError, GuardrailModule
 from guardrail.callbacks import BaselineCheck
 

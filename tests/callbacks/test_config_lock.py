@@ -2,9 +2,9 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
-from conftest import quiet_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import quiet_trainer
 from guardrail import GuardrailError
 from guardrail.callbacks import ConfigLock
 from guardrail.callbacks.base import collect_findings

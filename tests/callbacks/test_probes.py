@@ -2,10 +2,10 @@
 where it stays silent."""
 
 import torch
-from conftest import quiet_trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import quiet_trainer
 from guardrail import GuardrailModule
 from guardrail.callbacks import (
     ActivationProbe,

@@ -1,7 +1,6 @@
 import json
 
 from conftest import quiet_trainer
-
 from guardrail.callbacks import RunManifest
 from guardrail.rundiff import diff_runs, format_diff, is_identical
 

@@ -1,10 +1,10 @@
 import json
 
 import pytest
-from conftest import quiet_trainer
 from lightning.pytorch import Callback
 from lightning.pytorch.demos.boring_classes import BoringModel
 
+from conftest import quiet_trainer
 from guardrail.callbacks import RunReport
 
 
