@@ -7,7 +7,9 @@ Trains each recipe for a few steps with RunManifest, ConfigLock and DeterminismG
 every hook they run. Reports, as medians over repeats: the seconds RunManifest and ConfigLock
 add apart from data fingerprinting; the fingerprinting throughput in MB/s; and the
 determinism replay's cost: in median training steps, and against the first 2K steps of a
-plain run (the replay runs the process's first steps, warm-up included; target: at most 1).
+plain run (the replay runs the process's first steps, warm-up included; target: at most 1);
+and the first-batch shape walk's (ArchitectureCheck on a module that declares no example
+input, as a plain LightningModule), in median training steps.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from lightning.pytorch import Callback
 from omegaconf import open_dict
 
 from guardrail.build import build
-from guardrail.callbacks import ConfigLock, DeterminismGuard, RunManifest
+from guardrail.callbacks import ArchitectureCheck, ConfigLock, DeterminismGuard, RunManifest
 
 HOOKS = ("setup", "on_fit_start", "on_train_start", "on_train_batch_start",
          "on_train_batch_end", "on_fit_end", "on_train_epoch_end")
@@ -105,6 +107,25 @@ def replay_added(recipe: str, verify: int) -> float:
     return (spans[1] - spans[0]) / statistics.median(steps)
 
 
+def walk_added(recipe: str, steps: int = 20) -> float:
+    """Steps the first-batch shape walk adds: fit start to step ``steps`` with an
+    ArchitectureCheck on the module stripped of its example input, minus without it."""
+    spans, medians = [], []
+    for walk in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            built, _ = _built(recipe, tmp)
+            built.module.example_input_array = None  # walked on the first batch, as plain
+            clock = StepClock()
+            pl.Trainer(accelerator="cpu", max_steps=steps + 1, limit_val_batches=0,
+                       num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+                       enable_progress_bar=False, enable_model_summary=False,
+                       callbacks=[clock, *([ArchitectureCheck()] if walk else [])],
+                       default_root_dir=tmp).fit(built.module, datamodule=built.datamodule)
+            spans.append(clock.starts[steps] - clock.fit_start)
+            medians.append(clock.median_step())
+    return (spans[1] - spans[0]) / statistics.median(medians)
+
+
 def _built(recipe: str, tmp: str) -> tuple[Any, Any]:
     with initialize_config_module("guardrail.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"recipe={recipe}"])
@@ -138,6 +159,7 @@ def once(recipe: str, steps: int, verify: int) -> dict[str, float]:
             "replay_steps": guard.replay_seconds / clock.median_step(),
             "replay_vs_first": guard.replay_seconds / first_steps(recipe, 2 * verify),
             "replay_added": replay_added(recipe, verify),
+            "walk_added": walk_added(recipe),
         }
 
 
@@ -152,15 +174,15 @@ def main() -> None:
     print(f"| recipe | RunManifest s (excl. fingerprints) | ConfigLock s | fingerprint MB/s "
           f"(MB hashed) | replay in median steps (K={args.verify}) | replay / first "
           f"{2 * args.verify} plain steps | steps the replay adds to a run "
-          f"(target <= {2 * args.verify}) |")
-    print("|---|---|---|---|---|---|---|")
+          f"(target <= {2 * args.verify}) | steps the first-batch walk adds |")
+    print("|---|---|---|---|---|---|---|---|")
     for recipe in args.recipes:
         runs = [once(recipe, args.steps, args.verify) for _ in range(args.repeats)]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"| {recipe} | {med['manifest_s']:.2f} | {med['lock_s']:.2f} "
               f"| {med['fingerprint_mb_s']:.0f} ({med['fingerprint_mb']:.1f}) "
               f"| {med['replay_steps']:.2f} | {med['replay_vs_first']:.2f} "
-              f"| {med['replay_added']:.2f} |", flush=True)
+              f"| {med['replay_added']:.2f} | {med['walk_added']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

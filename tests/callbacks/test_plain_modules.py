@@ -51,6 +51,10 @@ def mlp(out=4, d=8):
     return nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, out))
 
 
+def mse(out, y):
+    return F.mse_loss(out.squeeze(-1), y)
+
+
 def found(probe, severities=("warning", "error")):
     return [(f.check, f.where) for f in probe.findings if f.severity.value in severities]
 
@@ -304,3 +308,50 @@ def test_every_guardrail_trains_through_dict_batches_tokens_and_tuple_outputs(tm
     assert trainer.state.finished
     errors = [f for f in guardrail.collect_findings(trainer) if f.severity.value == "error"]
     assert errors == []
+
+
+# ------------------------------------------------------------- dead units behind F.relu
+class FunctionalReLU(nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(8, 32), nn.Linear(32, 32), nn.Linear(32, 4)
+        with torch.no_grad():
+            self.fc2.bias.fill_(bias)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+@pytest.mark.parametrize("bias", [-20.0, 0.0])
+def test_dead_units_behind_a_functional_relu_are_named_by_their_layer(bias):
+    from guardrail.callbacks import ActivationProbe
+
+    probe = ActivationProbe(every_n_steps=2)
+    quiet_trainer(callbacks=[probe], max_steps=8).fit(Lit(FunctionalReLU(bias)),
+                                                      loader(*classes()))
+    assert found(probe) == ([("probe.dead_units", "net.fc2")] if bias else [])
+
+
+# ------------------------------------------------------------------------------- leakage
+def test_inputs_that_repeat_naturally_are_not_leakage_but_copies_are():
+    from guardrail.callbacks import DataProbe
+
+    g = torch.Generator().manual_seed(0)
+    counts = torch.randint(0, 2, (1200, 6), generator=g).float()  # 64 possible rows
+    y = torch.randn(1200, generator=g)
+    natural = DataProbe()
+    quiet_trainer(callbacks=[natural], max_steps=1).fit(
+        Lit(mlp(out=1, d=6), mse), loader(counts[:1000], y[:1000]),
+        loader(counts[1000:], y[1000:], shuffle=False))
+    [finding] = natural.findings
+    assert (finding.check, finding.severity.value) == ("data.leakage", "info")
+    assert "repeat naturally" in finding.message
+
+    x = torch.randn(600, 6, generator=g)
+    x = torch.cat([x, x[:100]])  # a hundred records twice, continuous measurements
+    perm = torch.randperm(len(x), generator=g)
+    copied = DataProbe()
+    quiet_trainer(callbacks=[copied], max_steps=1).fit(
+        Lit(mlp(out=1, d=6), mse), loader(x[perm[100:]], torch.randn(600)),
+        loader(x[perm[:100]], torch.randn(100), shuffle=False))
+    assert [(f.check, f.severity.value) for f in copied.findings] == [("data.leakage", "error")]

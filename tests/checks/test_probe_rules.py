@@ -61,3 +61,25 @@ def test_a_textbook_autoencoders_own_bottleneck_is_not_resolution_loss():
               Layer("up1", "other", (2, 4, 4, 4), (2, 16, 8, 8), 64, 1024, 1, True),
               Layer("up2", "other", (2, 16, 8, 8), (2, 1, 16, 16), 1024, 256, 1, True)]
     assert resolution_findings(layers, 256, 256) == []
+
+
+def test_heat_maps_that_disagree_warn_only_when_the_model_is_at_fault():
+    from guardrail.checks.attribution import attribution_findings
+
+    learned = {"sanity": {"method": "gradients", "similarity_to_randomised": 0.1,
+                          "loss_ratio": 0.2}, "agreement": {"pixels": 0.05}}
+    [finding] = attribution_findings(learned)
+    assert (finding.check, finding.where, finding.severity.value) == (
+        "attribution.methods_disagree", "pixels", "info")
+    learned["sanity"]["loss_ratio"] = 0.98  # predicts no better than random copies
+    assert {(f.check, f.severity.value) for f in attribution_findings(learned)} == {
+        ("attribution.sanity_failed", "warning"), ("attribution.methods_disagree", "warning")}
+
+
+def test_a_gradient_profile_like_random_copies_is_an_info_when_the_model_learned():
+    from guardrail.checks.attribution import attribution_findings
+
+    sanity = {"method": "gradients", "similarity_to_randomised": 0.74,
+              "similarity_between_randomised": 0.3, "loss_ratio": 0.4}
+    [finding] = attribution_findings({"sanity": sanity})
+    assert (finding.check, finding.severity.value) == ("attribution.sanity_failed", "info")
