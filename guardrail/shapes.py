@@ -88,14 +88,25 @@ def _kind(module: nn.Module) -> tuple[str, int]:
     return "other", 1
 
 
+@dataclasses.dataclass
+class _Call:
+    """One call of the recorded model: its first input and output tensors."""
+
+    input: Tensor | None
+    output: Tensor | None = None
+    last_leaf: tuple[str, Tensor] | None = None  # the last leaf output inside it
+
+
 class Recorder:
     """Record what every leaf module does to the shapes while code runs (hooks, removed after).
 
-    Leaf modules are recorded in execution order. Where ``model`` itself is called (its
-    ``forward``, through ``__call__``), only the leaves of its first call are kept, and that
-    call's first input and output tensors are the network's: a training step's loss modules
-    and metrics run outside it. With ``measure_lost``, every downsampling leaf also gets the
-    share of its input's variance that pooling to its output grid and back removes.
+    Leaf modules are recorded in execution order. Where ``model`` itself is called with a
+    tensor result (its ``forward``, through ``__call__``), only the leaves of its first such
+    call are kept, and that call's first input and output tensors are the network's: a
+    training step's loss modules and metrics run outside it. A call whose result is a scalar
+    or nothing is not the network's: under DDP, Lightning routes ``training_step`` itself
+    through the module's ``__call__``. With ``measure_lost``, every downsampling leaf also
+    gets the share of its input's variance that pooling to its output grid and back removes.
 
     Example:
         >>> import torch
@@ -114,10 +125,10 @@ class Recorder:
         self.lost: dict[str, float] = {}
         self.input: Tensor | None = None
         self.output: Tensor | None = None
-        self.last_leaf: tuple[str, Tensor] | None = None  # the last leaf output before that
-        self._inside: list[bool] = []  # per recorded layer: inside the model's first call
-        self._depth = 0
-        self._calls = 0
+        self.last_leaf: tuple[str, Tensor] | None = None  # the prediction's last leaf
+        self._calls: list[_Call] = []
+        self._open: list[int] = []  # indices of the model calls under way
+        self._within: list[tuple[int, ...]] = []  # per recorded layer: the calls around it
         self._handles: list[Any] = []
 
     def __enter__(self) -> Recorder:
@@ -135,14 +146,20 @@ class Recorder:
                           for n, m in self.model.named_modules() if n and not list(m.children())]
 
     def stop(self) -> None:
-        """Remove the hooks (safe to call twice) and keep the model's own layers."""
+        """Remove the hooks (safe to call twice) and pick the network's call."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        if any(self._inside):
-            self.layers = [layer for layer, inside in zip(self.layers, self._inside, strict=True)
-                           if inside]
-            self._inside = [True] * len(self.layers)
+        network = next((i for i, call in enumerate(self._calls)
+                        if call.output is not None and call.output.ndim), None)
+        if network is None:
+            return
+        call = self._calls[network]
+        self.input, self.output, self.last_leaf = call.input, call.output, call.last_leaf
+        self.layers = [layer for layer, within in zip(self.layers, self._within, strict=True)
+                       if network in within]
+        self._within = [(network,)] * len(self.layers)
+        self._calls = [call]
 
     @property
     def prediction(self) -> Tensor | None:
@@ -167,15 +184,13 @@ class Recorder:
         return self.layers[-1].out_numbers if self.layers else None
 
     def _enter_model(self, module: nn.Module, args: Any) -> None:
-        self._depth += 1
-        self._calls += 1
-        if self._calls == 1:
-            self.input = first_tensor(args)
+        self._open.append(len(self._calls))
+        self._calls.append(_Call(first_tensor(args)))
 
     def _leave_model(self, module: nn.Module, args: Any, out: Any) -> None:
-        self._depth -= 1
-        if self._calls == 1 and self._depth == 0:
-            self.output = first_tensor(out)
+        if self._open:
+            call = self._calls[self._open.pop()]
+            call.output, call.last_leaf = first_tensor(out), self.last_leaf
 
     def _leaf(self, module: nn.Module, args: Any, out: Any, name: str) -> None:
         x, y = first_tensor(args), first_tensor(out)
@@ -188,8 +203,8 @@ class Recorder:
         layer = Layer(name, kind, tuple(x.shape), tuple(y.shape), x[0].numel(), y[0].numel(),
                       stride, any(True for _ in module.parameters(recurse=False)))
         self.layers.append(layer)
-        self._inside.append(self._calls == 1 and self._depth > 0)
-        if self.output is None and y.is_floating_point():
+        self._within.append(tuple(self._open))
+        if y.is_floating_point():
             self.last_leaf = (name, y)
         if self.measure_lost and x.ndim >= 3 and layer.out_numbers < layer.in_numbers and \
                 kind in ("pool", "conv") and x.is_floating_point():

@@ -6,7 +6,10 @@ Scenarios: ``nan`` (rank 1 alone produces NaN, recorded), ``nan_strict`` (the sa
 strict policy: every rank stops), ``noisy`` (rank 1 alone adds unseeded noise, which the
 determinism replay must catch), ``slow`` (rank 1 alone loads its data slowly),
 ``lock_shuffle`` / ``lock_sequential`` (a ConfigLock in
-RUN_DIR/locks over a train loader with / without shuffling). Each rank prints one line
+RUN_DIR/locks over a train loader with / without shuffling), ``plain_strict`` (a plain
+LightningModule whose softmax output reaches cross_entropy, every probe strict: both ranks
+stop) and ``plain_manual`` (a plain module stepping its optimiser by hand without zero_grad,
+dict batches, every probe recording). Each rank prints one line
 ``rank R: ...`` saying how it ended. Lightning re-runs this file for rank 1 with the same
 arguments.
 """
@@ -27,8 +30,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from guardrail import GuardrailModule
 from guardrail.callbacks import (
     ActivationProbe,
+    ArchitectureCheck,
     ConfigLock,
     DeterminismGuard,
+    GradientProbe,
+    LossProbe,
     ResourceMonitor,
     RunManifest,
     RunReport,
@@ -68,9 +74,51 @@ class SlowOnRank1(TensorDataset):
         return super().__getitem__(i)
 
 
+class Plain(pl.LightningModule):
+    """Written without guardrail: dict batches, the loss in training_step."""
+
+    def __init__(self, manual: bool) -> None:
+        super().__init__()
+        self.automatic_optimization = not manual
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3),
+                                 *([] if manual else [nn.Softmax(dim=1)]))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(self.net(batch["x"]), batch["label"])
+        if self.automatic_optimization:
+            return loss
+        self.manual_backward(loss)  # no zero_grad: gradients pile up
+        self.optimizers().step()
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def plain(scenario: str, run_dir: Path, devices: int) -> int:
+    x, y = torch.randn(128, 4), torch.randint(0, 3, (128,))
+    loader = DataLoader([{"x": a, "label": b} for a, b in zip(x, y, strict=True)], 16)
+    policy = "strict" if scenario == "plain_strict" else "record"
+    probes = [ArchitectureCheck(policy), LossProbe(policy), ActivationProbe(policy, 2),
+              GradientProbe(policy, 2)]
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=devices, strategy="ddp", max_steps=6, logger=False,
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        default_root_dir=run_dir, callbacks=[*probes, RunReport(run_dir, html=False)])
+    try:
+        trainer.fit(Plain(manual=scenario == "plain_manual"), loader)
+    except GuardrailError as err:
+        print(f"rank {trainer.global_rank}: stopped: {err}", flush=True)
+        return 3
+    print(f"rank {trainer.global_rank}: completed", flush=True)
+    return 0
+
+
 def main(scenario: str, run_dir: Path, devices: int) -> int:
     warnings.filterwarnings("ignore")
     pl.seed_everything(0, verbose=False)
+    if scenario.startswith("plain"):
+        return plain(scenario, run_dir, devices)
     x, y = torch.randn(128, 4), torch.randn(128)
     shuffle = scenario != "lock_sequential"
     data = (SlowOnRank1 if scenario == "slow" else TensorDataset)(x, y)

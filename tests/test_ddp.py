@@ -198,3 +198,20 @@ def test_guardrail_diff_tells_a_single_process_run_from_a_ddp_run():
     keys = [(d["category"], d["key"]) for d in diff_manifests(single, ddp)]
     assert keys == [("data", "order"), ("hardware", "processes"), ("hardware", "strategy")]
     assert diff_manifests(ddp, ddp) == []
+
+
+def test_plain_module_strict_finding_stops_both_ranks_without_a_hang(tmp_path):
+    rc, out, err = launch([sys.executable, str(SCRIPT), "plain_strict", str(tmp_path / "run"),
+                           "2"], tmp_path)
+    assert rc == 3, err[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank}: stopped" in out and "loss.double_softmax" in out
+
+
+def test_plain_manual_module_without_zero_grad_is_caught_on_both_ranks(tmp_path):
+    rc, out, err = launch([sys.executable, str(SCRIPT), "plain_manual", str(tmp_path / "run"),
+                           "2"], tmp_path)
+    assert rc == 0, err[-3000:]
+    assert out.count("completed") == 2
+    checks = {(f["check"], f["where"]) for f in findings(tmp_path / "run")}
+    assert ("grad.not_zeroed", "training_step") in checks

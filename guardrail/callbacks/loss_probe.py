@@ -128,6 +128,7 @@ class LossProbe(GuardrailCallback):
         self._buffer: list[Tensor] = []
         self._recorder: Recorder | None = None
         self._attempts = 0
+        self._batches = 0
         self._backward_loss: Tensor | None = None
 
     # ------------------------------------------------------------------------ training steps
@@ -158,6 +159,9 @@ class LossProbe(GuardrailCallback):
             self._read_step(trainer, recorder, batch, loss)
         if trainer.current_epoch == 0:
             self._keep_target("train", pl_module, batch)
+        self._batches += 1
+        if self._batches <= self.identify_steps:  # the same batches on every rank
+            self.enforce(trainer)
 
     def _step_loss(self, trainer: Trainer, pl_module: LightningModule,
                    outputs: Any) -> Tensor | None:
@@ -214,7 +218,6 @@ class LossProbe(GuardrailCallback):
         self.emit_once(trainer, double_softmax_findings(match, where))
         if trainer.current_epoch == 0:
             self._targets["train"] = []  # kept from here on, by the identified target
-        self.enforce(trainer)
 
     # ---------------------------------------------------------------------------- validation
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule,
