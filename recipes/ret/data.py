@@ -32,7 +32,7 @@ from guardrail.recipes.ret.generator import (
     WEEKDAYS,
     synthetic_app_events,
 )
-from guardrail.recipes.splits import SplitLoaders
+from guardrail.recipes.splits import BatchedTensors, SplitLoaders, collate
 
 SOURCES = ("cdnow", "synthetic")
 SPLITS = ("train", "val", "test")
@@ -342,7 +342,7 @@ class RetentionDataModule(SplitLoaders, pl.LightningDataModule):
         self.encoding = Encoding.fit(cohort, self.split["train"])
         seq, num, cat = (torch.from_numpy(a) for a in self.encoding.transform(cohort))
         y = torch.from_numpy(cohort.label.astype(np.float32))
-        self.datasets = {n: TensorDataset(seq[i], num[i], cat[i], y[i])
+        self.datasets = {n: BatchedTensors(seq[i], num[i], cat[i], y[i])
                          for n, i in self.split.items()}
         self.cohort = cohort
 
@@ -350,7 +350,7 @@ class RetentionDataModule(SplitLoaders, pl.LightningDataModule):
         self.setup()
         generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
         return DataLoader(self.datasets[split], batch_size=self.hparams.batch_size,
-                          shuffle=shuffle, generator=generator,
+                          shuffle=shuffle, generator=generator, collate_fn=collate,
                           num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
 
