@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from torchmetrics.functional.classification import binary_auroc
 
 from guardrail.attribution import explain
 from guardrail.batches import peek_rows
@@ -17,6 +18,7 @@ from guardrail.checks.attribution import attribution_findings, sanity_passed
 from guardrail.errors import ConfigError
 from guardrail.findings import Finding, Severity
 from guardrail.io import write_json
+from guardrail.shapes import first_tensor
 
 FOLDER = "attribution"
 STAGES = ("fit", "test")
@@ -57,9 +59,10 @@ class AttributionReport(GuardrailCallback):
         budget_s: Seconds after which the remaining steps are skipped (and said so).
         max_similarity: Randomisation test: the largest Spearman between the trained model's
             gradient profile and a random copy's.
-        max_loss_ratio: Randomisation test: the largest loss, as a share of its random copies',
-            the model may have on up to ``LOSS_SAMPLES`` (1024) validation samples (a module
-            with ``compute_loss``).
+        max_loss_ratio: Randomisation test: the largest error, as a share of its random
+            copies', the model may have on up to ``LOSS_SAMPLES`` (1024) validation samples
+            (a module with ``compute_loss``; 1 - AUROC for binary tasks, the error rate for
+            multiclass, the loss otherwise).
         min_agreement: Spearman below which two methods count as disagreeing.
         max_completeness_error: IG completeness error above which an info finding is given.
         seed: Seed of every random draw.
@@ -210,20 +213,39 @@ def _head(data: Any, n: int) -> Any:
 
 def _loss_on(pl_module: LightningModule, inputs: list[torch.Tensor],
              targets: Any) -> Callable[[torch.nn.Module], float] | None:
-    """``model -> loss on the explained samples`` through the module's own ``compute_loss``."""
+    """``model -> error on held-out samples``, lower is better, for the randomisation test.
+
+    Classifiers are judged by how they rank or pick, not by their loss: an overconfident
+    model can rank almost perfectly while its weighted cross-entropy is above a random
+    copy's (BOT: AUROC 0.95, loss 1.3-1.6x its random copies'). So the error is 1 - AUROC for
+    a binary task (with both classes among the samples), the error rate for multiclass, and
+    the module's own ``compute_loss`` otherwise.
+    """
     compute = getattr(pl_module, "compute_loss", None)
     if targets is None or not callable(compute):
         return None
-
-    def loss(model: torch.nn.Module) -> float:
-        with torch.no_grad():
-            return float(compute(model(*inputs), targets))
+    task = getattr(pl_module, "task", None)
+    if task == "binary" and isinstance(targets, torch.Tensor) and \
+            len(torch.unique(targets.flatten())) == 2:
+        def error(model: torch.nn.Module) -> float:
+            with torch.no_grad():
+                scores = first_tensor(model(*inputs)).flatten().float()
+                return 1.0 - float(binary_auroc(scores, targets.flatten().long()))
+    elif task == "multiclass" and isinstance(targets, torch.Tensor):
+        def error(model: torch.nn.Module) -> float:
+            with torch.no_grad():
+                picked = first_tensor(model(*inputs)).argmax(1)
+                return float((picked != targets.long()).float().mean())
+    else:
+        def error(model: torch.nn.Module) -> float:
+            with torch.no_grad():
+                return float(compute(model(*inputs), targets))
 
     try:
-        loss(pl_module)
+        error(pl_module)
     except Exception:  # a loss that needs more than (predictions, targets): judged without
         return None
-    return loss
+    return error
 
 
 def _skipped(what: str) -> Finding:
