@@ -174,7 +174,7 @@ class LossProbe(GuardrailCallback):
         else:
             loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
             # Lightning divides the returned loss by the accumulation factor.
-            if isinstance(loss, Tensor):
+            if isinstance(loss, Tensor) and trainer.accumulate_grad_batches != 1:
                 loss = loss * trainer.accumulate_grad_batches
         if isinstance(loss, Tensor) and loss.numel() == 1:
             return loss.detach().reshape(()).float()

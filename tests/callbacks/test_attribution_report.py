@@ -233,3 +233,18 @@ def test_stage_test_explains_the_tested_weights_under_inference_mode(tmp_path):
 def test_unknown_stage_is_a_config_error():
     with pytest.raises(ConfigError, match=r"stage='predict'.*fit, test"):
         AttributionReport(stage="predict")
+
+
+def test_a_classifier_is_judged_by_ranking_not_by_an_overconfident_loss():
+    from guardrail.callbacks.attribution_report import _loss_on
+
+    x = torch.randn(400, 3)
+    y = (x[:, 0] > 0).float()
+    sharp = nn.Linear(3, 1)
+    with torch.no_grad():  # ranks perfectly, but 60x too confident, and wrong on a margin
+        sharp.weight.copy_(torch.tensor([[60.0, 0.0, 0.0]]))
+        sharp.bias.fill_(-30.0)
+    module = GuardrailModule(sharp, task="binary")
+    error = _loss_on(module, [x], y)
+    loss = float(module.compute_loss(module(x), y))
+    assert error(module) < 0.01 and loss > 1.0  # the loss would call it worse than random
