@@ -177,7 +177,7 @@ def identify_loss(pred: Tensor, targets: Sequence[Tensor], loss: float, batch: i
     if not math.isfinite(loss) or not isinstance(pred, Tensor) or not pred.is_floating_point():
         return None
     batch = batch or (int(pred.shape[0]) if pred.ndim else 1)
-    matches: list[LossMatch] = []
+    matches: list[tuple[float, LossMatch]] = []  # (relative error, match)
     with torch.no_grad():
         for index, target in enumerate(targets):
             if not isinstance(target, Tensor):
@@ -188,13 +188,27 @@ def identify_loss(pred: Tensor, targets: Sequence[Tensor], loss: float, batch: i
                     value = float(fn(z, y))
                     for reduction, scale in (("mean", 1.0), ("sample_sum", rows / batch),
                                              ("sum", float(rows))):
-                        if abs(scale * value - loss) <= rtol * abs(loss) + 1e-7:
-                            matches.append(LossMatch(
+                        error = abs(scale * value - loss) / max(abs(loss), 1e-12)
+                        if error <= rtol or abs(scale * value - loss) <= 1e-7:
+                            matches.append((error, LossMatch(
                                 name, task, index, reduction, rows / batch,
-                                z.shape[1] if task == "multiclass" else None, double))
+                                z.shape[1] if task == "multiclass" else None, double)))
                             break
-    meanings = {(m.task, m.target, m.double_activation, m.reduction) for m in matches}
-    return matches[0] if len(meanings) == 1 else None
+    if not matches:
+        return None
+    matches.sort(key=lambda em: em[0])
+    best_error, best = matches[0]
+    # Another meaning that fits about as well leaves it open (outputs near uniform make
+    # cross-entropy of probabilities and log-likelihood nearly equal); the module's own
+    # arithmetic reproduces to ~1e-7, so a rival ten times further off is ruled out.
+    rivals = [e for e, m in matches[1:] if _meaning(m) != _meaning(best)]
+    if rivals and rivals[0] <= max(10 * best_error, 1e-5):
+        return None
+    return best
+
+
+def _meaning(m: LossMatch) -> tuple[str, int, str | None, str]:
+    return m.task, m.target, m.double_activation, m.reduction
 
 
 def initial_loss(pred: Tensor, target: Tensor, task: str | None = None

@@ -83,3 +83,17 @@ def test_a_gradient_profile_like_random_copies_is_an_info_when_the_model_learned
               "similarity_between_randomised": 0.3, "loss_ratio": 0.4}
     [finding] = attribution_findings({"sanity": sanity})
     assert (finding.check, finding.severity.value) == ("attribution.sanity_failed", "info")
+
+
+def test_near_uniform_probabilities_are_told_apart_by_the_exact_loss():
+    import torch
+    from torch.nn import functional as F
+
+    from guardrail.checks.loss_function import identify_loss
+
+    g = torch.Generator().manual_seed(0)
+    p = (0.01 * torch.randn(96, 32, generator=g)).softmax(1)  # a crawling double softmax
+    y = torch.randint(0, 32, (96,), generator=g)
+    assert identify_loss(p, [y], float(F.cross_entropy(p, y))).double_activation == "softmax"
+    assert identify_loss(p, [y], float(F.nll_loss(p.log(), y))).name == "nll_of_log"
+    assert identify_loss(p, [y], float(F.cross_entropy(p, y)) * 1.001) is None
