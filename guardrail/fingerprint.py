@@ -237,21 +237,27 @@ def sample_hashes(dataset: Any, max_samples: int = 200_000) -> np.ndarray | None
         (True, False)
     """
     if isinstance(dataset, TensorDataset):
-        return _sample_rows(dataset.tensors[:-1] if len(dataset.tensors) > 1
-                            else dataset.tensors)
+        return _sample_rows(_inputs_of(dataset.tensors))
     if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
         return None
     out = []
     for i in range(min(len(dataset), max_samples)):
-        sample = dataset[i]
-        if isinstance(sample, list | tuple) and len(sample) > 1:
-            sample = sample[:-1]
-        elif isinstance(sample, Mapping):
-            sample = {k: v for k, v in sample.items() if k != "target"}
         h = new_hasher()
-        update_hash(h, sample)
+        update_hash(h, _inputs_of(dataset[i]))
         out.append(int.from_bytes(h.digest()[:8], "little"))
     return np.array(out, dtype=np.uint64)
+
+
+def _inputs_of(sample: Any) -> Any:
+    """A sample (or a TensorDataset's tensors) without its target.
+
+    The target is the last of several fields, or a mapping's ``target`` entry.
+    """
+    if isinstance(sample, list | tuple) and len(sample) > 1:
+        return sample[:-1]
+    if isinstance(sample, Mapping):
+        return {k: v for k, v in sample.items() if k != "target"}
+    return sample
 
 
 def sample_rows(dataset: Any, max_rows: int = 2048) -> Tensor | None:
@@ -266,19 +272,15 @@ def sample_rows(dataset: Any, max_rows: int = 2048) -> Tensor | None:
         torch.Size([3, 2])
     """
     if isinstance(dataset, TensorDataset):
-        inputs = dataset.tensors[:-1] if len(dataset.tensors) > 1 else dataset.tensors
         return torch.cat([t[:max_rows].reshape(min(len(t), max_rows), -1).float()
-                          for t in inputs], 1)
+                          for t in _inputs_of(dataset.tensors)], 1)
     if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
         return None
     rows = []
     for i in range(min(len(dataset), max_rows)):
-        sample = dataset[i]
-        if isinstance(sample, list | tuple) and len(sample) > 1:
-            sample = sample[:-1]
-        elif isinstance(sample, Mapping):
-            sample = [v for k, v in sample.items() if k != "target"]
-        parts = [sample] if isinstance(sample, Tensor) else list(sample) \
+        sample = _inputs_of(dataset[i])
+        parts = [sample] if isinstance(sample, Tensor) else list(sample.values()) \
+            if isinstance(sample, Mapping) else list(sample) \
             if isinstance(sample, list | tuple) else []
         if not parts or not all(isinstance(t, Tensor) for t in parts):
             return None

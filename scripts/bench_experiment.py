@@ -37,10 +37,11 @@ HOOKS = ("setup", "on_fit_start", "on_train_start", "on_train_batch_start",
          "on_train_batch_end", "on_fit_end", "on_train_epoch_end")
 
 
-def timed(callback: Callback, totals: dict[str, float]) -> Callback:
-    """Make every hook of ``callback`` add its duration to ``totals[class name]``."""
+def timed(callback: Callback, totals: dict[str, float],
+          hooks: tuple[str, ...] = HOOKS) -> Callback:
+    """Make every one of ``hooks`` of ``callback`` add its duration to ``totals[class name]``."""
     name = type(callback).__name__
-    for hook in HOOKS:
+    for hook in hooks:
         method = getattr(callback, hook)
 
         @functools.wraps(method)

@@ -14,17 +14,15 @@ it; ``bench_overhead.py`` covers that.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import tempfile
 import time
 import warnings
 from collections import defaultdict
-from typing import Any
 
 import lightning.pytorch as pl
+from bench_experiment import timed
 from hydra import compose, initialize_config_module
-from lightning.pytorch import Callback
 from omegaconf import open_dict
 
 from guardrail import default_callbacks
@@ -33,23 +31,6 @@ from guardrail.build import build
 HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_before_backward",
          "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
 LEFT_OUT = ("AttributionReport", "RunReport", "DeterminismGuard")
-
-
-def timed(callback: Callback, totals: dict[str, float]) -> Callback:
-    """Make every per-step hook of ``callback`` add its duration to ``totals``."""
-    for hook in HOOKS:
-        method = getattr(callback, hook)
-
-        @functools.wraps(method)
-        def wrapper(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return _method(*args, **kwargs)
-            finally:
-                totals[type(callback).__name__] += time.perf_counter() - start
-
-        setattr(callback, hook, wrapper)
-    return callback
 
 
 def measure(recipe: str, steps: int) -> tuple[float, dict[str, float]]:
@@ -62,7 +43,7 @@ def measure(recipe: str, steps: int) -> tuple[float, dict[str, float]]:
             cfg.paths.output_dir = tmp
         pl.seed_everything(cfg.seed, verbose=False)
         built = build(cfg)
-        callbacks = [timed(cb, totals) for cb in default_callbacks()
+        callbacks = [timed(cb, totals, HOOKS) for cb in default_callbacks()
                      if type(cb).__name__ not in LEFT_OUT]
         start = time.perf_counter()
         pl.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0,
