@@ -66,11 +66,11 @@ class NoisyOnRank1(nn.Module):
 
 
 class SlowOnRank1(TensorDataset):
-    """Samples cost 4 ms each on global rank 1 (a slow disk there), nothing on rank 0."""
+    """Samples cost 15 ms each on global rank 1 (a slow disk there), nothing on rank 0."""
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         if dist.is_initialized() and dist.get_rank() == 1:
-            time.sleep(0.004)
+            time.sleep(0.015)
         return super().__getitem__(i)
 
 
