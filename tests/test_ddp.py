@@ -54,7 +54,11 @@ def findings(run_dir):
     return [json.loads(line) for line in (run_dir / "findings.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("recipe", ["wea", "est", "ccf"])
+@pytest.mark.parametrize("recipe", [
+    "est",
+    pytest.param("wea", marks=pytest.mark.slow),
+    pytest.param("ccf", marks=pytest.mark.slow),
+])
 def test_recipe_under_ddp_cpu_writes_each_run_file_once(recipe, tmp_path):
     """CCF's baselines use torchmetrics objects, which synchronise under DDP: rank zero must
     not call them alone (it did, and the run hung)."""
