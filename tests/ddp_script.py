@@ -142,7 +142,8 @@ def main(scenario: str, run_dir: Path, devices: int) -> int:
         accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
         max_steps=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, default_root_dir=run_dir,
-        callbacks=[*guards, ResourceMonitor(min_steps=2), RunReport(run_dir, html=False)])
+        callbacks=[*guards, ResourceMonitor(thresholds={"input_bound_min_steps": 2}),
+                   RunReport(run_dir, html=False)])
     try:
         trainer.fit(GuardrailModule(net, lr=0.01), loader)
     except GuardrailError as err:

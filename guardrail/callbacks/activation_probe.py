@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from guardrail.batches import no_logging
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.activations import (
+    ActivationThresholds,
     dead_unit_findings,
     merge_ranks,
     nonfinite_finding,
@@ -58,6 +59,8 @@ class ActivationProbe(GuardrailCallback):
     Args:
         policy: ``record`` or ``strict``.
         every_n_steps: Sampling interval for the dead-unit and saturation statistics.
+        thresholds: An :class:`~guardrail.checks.activations.ActivationThresholds`, or a
+            mapping of the fields to change.
 
     Example:
         >>> import torch
@@ -80,12 +83,11 @@ class ActivationProbe(GuardrailCallback):
         [('probe.nonfinite', 'net.1')]
     """
 
-    def __init__(self, policy: Policy = "record", every_n_steps: int = 25) -> None:
+    def __init__(self, policy: Policy = "record", every_n_steps: int = 25,
+                 thresholds: ActivationThresholds | Mapping[str, Any] | None = None) -> None:
         super().__init__(policy)
-        if every_n_steps < 1:
-            from guardrail.errors import ConfigError
-
-            raise ConfigError(f"ActivationProbe: every_n_steps={every_n_steps} must be >= 1.")
+        self.require(("every_n_steps", every_n_steps, every_n_steps >= 1, ">= 1"))
+        self.thresholds = ActivationThresholds.coerce(thresholds)
         self.every_n_steps = every_n_steps
         self.dead: list[dict[str, float]] = []
         self.saturated: list[dict[str, float]] = []
@@ -129,8 +131,8 @@ class ActivationProbe(GuardrailCallback):
             for key, target in (("dead", self.dead), ("saturated", self.saturated)):
                 if merged[key]:
                     target.append(merged[key])
-            self.emit_once(trainer, dead_unit_findings(self.dead))
-            self.emit_once(trainer, saturation_findings(self.saturated))
+            self.emit_once(trainer, dead_unit_findings(self.dead, self.thresholds))
+            self.emit_once(trainer, saturation_findings(self.saturated, self.thresholds))
         self._seen += 1
         if self._seen % self.every_n_steps == 0:  # the same steps on every rank
             self.enforce(trainer)

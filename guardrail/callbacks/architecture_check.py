@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from guardrail.batches import example_inputs, model_inputs, peek_batches, peekable
 from guardrail.callbacks.base import GuardrailCallback, Policy
-from guardrail.checks.resolution import resolution_findings
+from guardrail.checks.resolution import ResolutionThresholds, resolution_findings
 from guardrail.findings import Finding, Severity
 from guardrail.shapes import Layer, Recorder
 
@@ -31,8 +32,9 @@ class ArchitectureCheck(GuardrailCallback):
 
     Args:
         policy: ``record`` or ``strict``.
-        dense_fraction: The output must hold at least this share of the input's numbers for
-            the network to be judged as field-to-field.
+        thresholds: A :class:`~guardrail.checks.resolution.ResolutionThresholds`, or a
+            mapping of the fields to change (``dense_fraction``: the share of the input's
+            numbers the output must hold for the network to be judged as field-to-field).
 
     Example:
         >>> import torch
@@ -57,9 +59,10 @@ class ArchitectureCheck(GuardrailCallback):
         [('probe.resolution_loss', 'net.0')]
     """
 
-    def __init__(self, policy: Policy = "record", dense_fraction: float = 0.5) -> None:
+    def __init__(self, policy: Policy = "record",
+                 thresholds: ResolutionThresholds | Mapping[str, Any] | None = None) -> None:
         super().__init__(policy)
-        self.dense_fraction = dense_fraction
+        self.thresholds = ResolutionThresholds.coerce(thresholds)
         self.layers: list[Layer] = []
         self._recorder: Recorder | None = None
         self._walked = False
@@ -138,8 +141,7 @@ class ArchitectureCheck(GuardrailCallback):
         in_numbers, out_numbers = walk.in_numbers, walk.out_numbers
         if not in_numbers or not out_numbers:
             return []
-        return resolution_findings(walk.layers, in_numbers, out_numbers, lost,
-                                   self.dense_fraction)
+        return resolution_findings(walk.layers, in_numbers, out_numbers, lost, self.thresholds)
 
     def _variance_lost(self, trainer: Trainer, pl_module: LightningModule,
                        names: list[str | None]) -> dict[str, float]:

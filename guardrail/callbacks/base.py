@@ -41,6 +41,10 @@ class GuardrailCallback(Callback):
 
     """
 
+    #: Constructor arguments that tell two instances of one guardrail apart in a checkpoint
+    #: (``BaselineCheck(stage="val")`` and ``BaselineCheck(stage="test")`` in one Trainer).
+    state_key_fields: tuple[str, ...] = ()
+
     def __init__(self, policy: Policy = "record") -> None:
         if policy not in POLICIES:
             raise ConfigError(
@@ -51,6 +55,41 @@ class GuardrailCallback(Callback):
         self.findings: list[Finding] = []
         self._pending: Finding | None = None
         self._emitted: set[tuple[str, str | None]] = set()
+
+    def require(self, *rules: tuple[str, Any, bool, str]) -> None:
+        """Validate constructor arguments: one :class:`ConfigError` naming every bad one.
+
+        Args:
+            rules: ``(name, value, ok, rule)`` per argument, e.g.
+                ``("every_n_steps", n, n >= 1, ">= 1")``.
+
+        Example:
+            >>> GuardrailCallback().require(("every_n_steps", 0, False, ">= 1"))
+            ... # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            guardrail.errors.ConfigError: GuardrailCallback: every_n_steps=0 must be >= 1. ...
+
+        """
+        problems = [f"{name}={value!r} must be {rule}" for name, value, ok, rule in rules
+                    if not ok]
+        if problems:
+            raise ConfigError(
+                f"{type(self).__name__}: {'; '.join(problems)}. Fix "
+                f"{'it' if len(problems) == 1 else 'them'} where the callback is built (in the "
+                "app: `guardrails.callbacks.<name>.<argument>=...`).")
+
+    @property
+    def state_key(self) -> str:
+        """Where Lightning keeps this callback's state: the class and its ``state_key_fields``.
+
+        Example:
+            >>> from guardrail.callbacks import BaselineCheck
+            >>> BaselineCheck(stage="val").state_key
+            "BaselineCheck{'stage': 'val'}"
+
+        """
+        return self._generate_state_key(**{k: getattr(self, k) for k in self.state_key_fields})
 
     def emit(self, trainer: Trainer | None, finding: Finding) -> None:
         """Record ``finding``, stamped with the trainer's step, epoch and rank.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.gradients import (
+    GradientThresholds,
     exploding_findings,
     not_updated_findings,
     not_zeroed_findings,
@@ -32,7 +34,7 @@ class GradientProbe(GuardrailCallback):
     ``grad.update_ratio`` (judged on the first sampled steps, before schedulers decay the
     rate) and ``grad.not_updated`` in both directions: parameters that get a gradient but are
     in no optimiser group (at the first step), and parameters in an optimiser that get no
-    gradient in its first ``watch_steps`` steps (frozen ``requires_grad=False`` parameters
+    gradient in its first ``not_updated_steps`` steps (frozen ``requires_grad=False`` parameters
     are fine). ``grad.not_zeroed``: after a sampled step, a hook on each of the optimiser's
     parameters sees what ``.grad`` holds before every gradient arriving until the
     optimiser's next step; a parameter never reset in between carries old gradients into
@@ -42,7 +44,8 @@ class GradientProbe(GuardrailCallback):
     Args:
         policy: ``record`` or ``strict``.
         every_n_steps: Sampling interval in optimiser steps.
-        watch_steps: Steps of each optimiser in which a parameter must get a gradient.
+        thresholds: A :class:`~guardrail.checks.gradients.GradientThresholds`, or a mapping of
+            the fields to change (``{"exploding_growth": 1e4}``).
 
     Logged keys: ``guardrail/grad_norm`` (total gradient norm on sampled steps).
 
@@ -67,15 +70,11 @@ class GradientProbe(GuardrailCallback):
     """
 
     def __init__(self, policy: Policy = "record", every_n_steps: int = 25,
-                 watch_steps: int = 5) -> None:
+                 thresholds: GradientThresholds | Mapping[str, Any] | None = None) -> None:
         super().__init__(policy)
-        for name, value in (("every_n_steps", every_n_steps), ("watch_steps", watch_steps)):
-            if value < 1:
-                from guardrail.errors import ConfigError
-
-                raise ConfigError(f"GradientProbe: {name}={value} must be >= 1.")
+        self.require(("every_n_steps", every_n_steps, every_n_steps >= 1, ">= 1"))
         self.every_n_steps = every_n_steps
-        self.watch_steps = watch_steps
+        self.thresholds = GradientThresholds.coerce(thresholds)
         self.norms: list[dict[str, float]] = []
         self.ratios: list[dict[str, float]] = []
         self._snapshot: dict[str, Tensor] = {}
@@ -93,7 +92,7 @@ class GradientProbe(GuardrailCallback):
                                  optimizer: torch.optim.Optimizer) -> None:
         """Orphans (first step); gradient norms and a weight snapshot (sampled steps)."""
         self._judge_leftover(trainer, pl_module, optimizer)
-        if self._steps_of.get(id(optimizer), 0) < self.watch_steps:
+        if self._steps_of.get(id(optimizer), 0) < self.thresholds.not_updated_steps:
             self._watch_gradients(trainer, pl_module, optimizer)
         if self._sampled(trainer) and not self._leftover and not any(
                 f.check == "grad.not_zeroed" for f in self.findings):
@@ -117,8 +116,8 @@ class GradientProbe(GuardrailCallback):
         pl_module.log("guardrail/grad_norm", sum(x * x for x in norms) ** 0.5,
                       on_step=True, on_epoch=False)
         self._snapshot = {n: p.detach().clone() for n, p in named if p.ndim >= 2}
-        self.emit_once(trainer, vanishing_findings(self.norms))
-        self.emit_once(trainer, exploding_findings(self.norms))
+        self.emit_once(trainer, vanishing_findings(self.norms, self.thresholds))
+        self.emit_once(trainer, exploding_findings(self.norms, self.thresholds))
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -131,7 +130,7 @@ class GradientProbe(GuardrailCallback):
                 / self._snapshot[n].float().norm().clamp_min(1e-12) for n in names]).tolist()
             self._snapshot = {}
             self.ratios.append(dict(zip(map(_layer, names), ratios, strict=True)))
-            self.emit_once(trainer, update_ratio_findings(self.ratios))
+            self.emit_once(trainer, update_ratio_findings(self.ratios, self.thresholds))
         self._seen += 1
         if self._seen % self.every_n_steps == 0 or self._seen <= 2:  # same steps on all ranks
             self.enforce(trainer)
@@ -151,7 +150,7 @@ class GradientProbe(GuardrailCallback):
         params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
         self._got_grad.update(id(p) for p in params if p.grad is not None)
         steps = self._steps_of[id(optimizer)] = self._steps_of.get(id(optimizer), 0) + 1
-        if steps == self.watch_steps:
+        if steps == self.thresholds.not_updated_steps:
             ids = {id(p) for p in params} - self._got_grad
             never = [n for n, p in pl_module.named_parameters() if id(p) in ids]
             self.emit_once(trainer, not_updated_findings([], never, steps))
@@ -182,7 +181,7 @@ class GradientProbe(GuardrailCallback):
         leftover, total = torch.stack([torch.stack(list(kept.values())).sum(),
                                        torch.stack(grads).sum()]).sqrt().tolist()
         where = "optimizer_zero_grad" if pl_module.automatic_optimization else "training_step"
-        self.emit_once(trainer, not_zeroed_findings(leftover, total, where))
+        self.emit_once(trainer, not_zeroed_findings(leftover, total, where, self.thresholds))
 
     def _unhook(self) -> None:
         for handle in self._handles:

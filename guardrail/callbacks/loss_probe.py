@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from guardrail.batches import batch_tensors, default_target
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.loss import (
+    LossThresholds,
     divergence_findings,
     double_softmax_findings,
     initial_findings,
@@ -53,8 +54,9 @@ class LossProbe(GuardrailCallback):
 
     ``loss.initial`` (the first loss far above an untrained model's: ln C for C classes, ln 2
     for binary, the mean squared target for regression), ``loss.divergence`` (the recent loss
-    an order of magnitude above its best), ``loss.plateau`` (after ``min_epochs`` epochs, or
-    at the end of a run of at least ``min_steps`` steps however few its epochs, the best loss
+    an order of magnitude above its best), ``loss.plateau`` (after ``plateau_min_epochs``
+    epochs, or at the end of a run of at least ``plateau_min_steps`` steps however few its
+    epochs, the best loss
     is no better than a constant prediction's) and ``loss.oscillation`` (large up-and-down
     swings of the training loss between epochs).
 
@@ -68,7 +70,8 @@ class LossProbe(GuardrailCallback):
     loss that applies softmax or sigmoid again. What it cannot read is said in a
     ``loss.skipped`` info. The validation loss is found under ``monitor`` or the usual keys
     (``val/loss``, ``val_loss``, ``valid_loss``, ...); without one, the plateau is judged on
-    the training loss, and an info says so.
+    the training loss, and an info says so. A ``monitor`` that is never logged is a
+    configuration error, raised after the first validation epoch with the keys that are.
 
     Step losses stay on the device and are read once per epoch; each check fires at most
     once per run. Under DDP the step and validation losses are averaged over ranks (one
@@ -76,10 +79,10 @@ class LossProbe(GuardrailCallback):
 
     Args:
         policy: ``record`` or ``strict``.
-        min_epochs: Epochs before plateau is judged during training.
-        min_steps: Optimiser steps after which a shorter run's plateau is judged at its end.
         monitor: The validation-loss key; None finds it among the usual names.
         identify_steps: First training steps on which a plain module's loss is read.
+        thresholds: A :class:`~guardrail.checks.loss.LossThresholds`, or a mapping of the
+            fields to change (``{"plateau_min_epochs": 8}``).
 
     Example:
         >>> import torch
@@ -105,15 +108,15 @@ class LossProbe(GuardrailCallback):
         [('loss.double_softmax', 'net.1')]
     """
 
-    def __init__(self, policy: Policy = "record", min_epochs: int = 4, min_steps: int = 200,
-                 monitor: str | None = None, identify_steps: int = 16) -> None:
+    def __init__(self, policy: Policy = "record", monitor: str | None = None,
+                 identify_steps: int = 16,
+                 thresholds: LossThresholds | Mapping[str, Any] | None = None) -> None:
         super().__init__(policy)
-        for name, value in (("min_epochs", min_epochs), ("min_steps", min_steps),
-                            ("identify_steps", identify_steps)):
-            if value < 1:
-                raise ConfigError(f"LossProbe: {name}={value} must be >= 1.")
-        self.min_epochs = min_epochs
-        self.min_steps = min_steps
+        self.require(("identify_steps", identify_steps, identify_steps >= 1, ">= 1"),
+                     ("monitor", monitor, monitor is None or (isinstance(monitor, str) and
+                                                            bool(monitor)),
+                      "a logged key such as 'val_loss', or None"))
+        self.thresholds = LossThresholds.coerce(thresholds)
         self.monitor = monitor
         self.identify_steps = identify_steps
         self.step_losses: list[float] = []
@@ -202,7 +205,8 @@ class LossProbe(GuardrailCallback):
                            "prediction, so loss.initial is not judged")
             else:
                 task, first, self.expected = judged
-                self.emit_once(trainer, initial_findings(first, task, self.expected))
+                self.emit_once(trainer, initial_findings(first, task, self.expected,
+                                                         self.thresholds))
         if match is None:
             if self._attempts == self.identify_steps:
                 self._skip(trainer, "loss_function", "the loss function was not recognised "
@@ -232,6 +236,13 @@ class LossProbe(GuardrailCallback):
         if trainer.sanity_checking:
             return
         key = self.val_key or val_loss_key(trainer.callback_metrics, self.monitor)
+        if key is None and self.monitor is not None:
+            logged = sorted(k for k in trainer.callback_metrics if not k.startswith("guardrail/"))
+            raise ConfigError(
+                f"LossProbe(monitor={self.monitor!r}): the module logged no such key after a "
+                f"validation epoch; it logged: {', '.join(logged) or 'nothing'}. Set monitor to "
+                "the key your validation_step logs with self.log (e.g. 'val_loss'), or leave "
+                "it None to find the usual names.")
         value = trainer.callback_metrics.get(key) if key is not None else None
         # The mean over ranks (a collective): each rank validated its own share.
         reduced = mean_across_ranks([] if value is None else [float(value)])
@@ -260,30 +271,34 @@ class LossProbe(GuardrailCallback):
                 self._set_references(pl_module)
                 if _declared(pl_module):
                     self.emit_once(trainer, initial_findings(
-                        losses[0], getattr(pl_module, "task", None), self.expected))
+                        losses[0], getattr(pl_module, "task", None), self.expected,
+                        self.thresholds))
         if not self.val_epochs and trainer.val_dataloaders is not None and \
                 trainer.current_epoch == 0:
             self._skip(trainer, "validation", "no validation loss was logged (looked for "
                        f"{self.monitor or ', '.join(VAL_LOSS_KEYS[:4])}), so the plateau is "
                        "judged on the training loss; set "
                        "LossProbe(monitor=...) to the key you log")
-        self.emit_once(trainer, divergence_findings(self.step_losses))
+        self.emit_once(trainer, divergence_findings(self.step_losses, self.thresholds))
         split, epochs, where = self._judged()
-        self.emit_once(trainer, plateau_findings(epochs, self.trivial.get(split), split,
-                                                 self.min_epochs, where=where))
+        self.emit_once(trainer, plateau_findings(epochs, self.trivial.get(split), split, where,
+                                                 limits=self.thresholds))
         # Judged on the training loss: a small validation set swings by itself (a healthy
         # 2-layer LSTM's validation loss reversed by over 10% twice in 8 epochs).
-        self.emit_once(trainer, oscillation_findings(self.train_epochs, "train", where="loss"))
+        self.emit_once(trainer, oscillation_findings(self.train_epochs, "train", "loss",
+                                                     self.thresholds))
         self.enforce(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """A run too short in epochs for the plateau rule, but long in steps, is judged now."""
         split, epochs, where = self._judged()
-        if len(epochs) < self.min_epochs and len(self.step_losses) >= self.min_steps:
+        limits = self.thresholds
+        if len(epochs) < limits.plateau_min_epochs and \
+                len(self.step_losses) >= limits.plateau_min_steps:
             trivial = self.trivial.get(split)
             self.emit_once(trainer, plateau_findings(
-                epochs, trivial, split, 1 if trivial is not None else 2, where=where,
-                steps=len(self.step_losses)))
+                epochs, trivial, split, where, len(self.step_losses), limits,
+                min_epochs=1 if trivial is not None else 2))
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Never leave a hook behind."""

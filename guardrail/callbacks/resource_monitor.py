@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from lightning.pytorch import LightningModule, Trainer
 from guardrail.callbacks.base import GuardrailCallback
 from guardrail.checks.resources import (
     MB,
+    ResourceThresholds,
     StepTiming,
     input_bound_findings,
     memory_findings,
@@ -21,7 +23,6 @@ from guardrail.checks.resources import (
     summarise,
 )
 from guardrail.distributed import gather_objects
-from guardrail.errors import ConfigError
 from guardrail.findings import Finding, Severity
 from guardrail.shapes import first_tensor
 
@@ -33,14 +34,15 @@ class ResourceMonitor(GuardrailCallback):
     next: fetching, collating and moving the batch) and *computing* (the step itself). On a
     GPU, timing a step honestly needs the device synchronised at its ends, so only every
     ``every_n_steps``-th step is timed (two synchronisations per timed step); on a CPU every
-    step is timed for the price of two clock reads. When waiting takes ``input_bound_fraction``
-    of the step time, ``resources.input_bound`` (warning) names the train dataloader and
-    suggests more workers. Peak host memory (this process's RSS), the host's or container's
-    fullest moment, peak device memory and GPU utilisation (CUDA; utilisation needs
-    ``pynvml``) are read on the same steps; ``resources.memory_pressure`` (warning) fires when
-    the host or device reaches ``memory_fraction`` of its capacity. What cannot be measured
-    (utilisation without ``pynvml``, device memory off CUDA, host memory off Linux) is left
-    out with one ``resources.skipped`` info.
+    step is timed for the price of two clock reads. When waiting takes
+    ``thresholds.input_bound_fraction`` of the step time, ``resources.input_bound`` (warning)
+    names the train dataloader and suggests more workers. Peak host memory (this process's
+    RSS), the host's or container's fullest moment, peak device memory and GPU utilisation
+    (CUDA; utilisation needs ``pynvml``) are read on the same steps;
+    ``resources.memory_pressure`` (warning) fires when the host or device reaches
+    ``thresholds.memory_fraction`` of its capacity. What cannot be measured (utilisation
+    without ``pynvml``, device memory off CUDA, host memory off Linux) is left out with one
+    ``resources.skipped`` info.
 
     Under DDP each rank measures itself; at each training epoch's end the ranks' figures are
     gathered (one collective): throughput adds up, the data-wait share is the slowest rank's
@@ -49,10 +51,9 @@ class ResourceMonitor(GuardrailCallback):
 
     Args:
         every_n_steps: On a GPU, steps between timed steps; memory is read on the same steps.
-        input_bound_fraction: Share of step time spent waiting for data that counts as
-            input-bound.
-        memory_fraction: Share of memory capacity that counts as pressure.
-        min_steps: Timed steps needed before input-bound is judged.
+        thresholds: A :class:`~guardrail.checks.resources.ResourceThresholds`, or a mapping of
+            the fields to change (``input_bound_fraction``, ``input_bound_min_steps``,
+            ``memory_fraction``).
         host_capacity_mb: Host memory limit in MiB; default: physical memory, or the
             container's (cgroup) limit where lower.
 
@@ -73,7 +74,7 @@ class ResourceMonitor(GuardrailCallback):
         ...     def __getitem__(self, i):
         ...         time.sleep(0.005)
         ...         return torch.ones(4), torch.zeros(())
-        >>> monitor = ResourceMonitor(min_steps=4)
+        >>> monitor = ResourceMonitor(thresholds={"input_bound_min_steps": 4})
         >>> trainer = pl.Trainer(callbacks=[monitor], max_epochs=1, logger=False,
         ...                      enable_progress_bar=False, enable_model_summary=False,
         ...                      enable_checkpointing=False)
@@ -85,26 +86,15 @@ class ResourceMonitor(GuardrailCallback):
 
     """
 
-    def __init__(self, every_n_steps: int = 50, input_bound_fraction: float = 0.5,
-                 memory_fraction: float = 0.9, min_steps: int = 8,
+    def __init__(self, every_n_steps: int = 50,
+                 thresholds: ResourceThresholds | Mapping[str, Any] | None = None,
                  host_capacity_mb: float | None = None) -> None:
         super().__init__("record")
-        problems = [f"{name}={value!r} must be {rule}" for name, value, rule, ok in (
-            ("every_n_steps", every_n_steps, ">= 1", every_n_steps >= 1),
-            ("input_bound_fraction", input_bound_fraction, "in (0, 1]",
-             0 < input_bound_fraction <= 1),
-            ("memory_fraction", memory_fraction, "in (0, 1]", 0 < memory_fraction <= 1),
-            ("min_steps", min_steps, ">= 1", min_steps >= 1),
-            ("host_capacity_mb", host_capacity_mb, "> 0 or null",
-             host_capacity_mb is None or host_capacity_mb > 0)) if not ok]
-        if problems:
-            raise ConfigError(f"ResourceMonitor: {'; '.join(problems)}. Set them under "
-                              "`guardrails.callbacks.resources`, e.g. "
-                              "`guardrails.callbacks.resources.every_n_steps=50`.")
+        self.require(("every_n_steps", every_n_steps, every_n_steps >= 1, ">= 1"),
+                     ("host_capacity_mb", host_capacity_mb,
+                      host_capacity_mb is None or host_capacity_mb > 0, "> 0 or null"))
+        self.thresholds = ResourceThresholds.coerce(thresholds)
         self.every_n_steps = every_n_steps
-        self.input_bound_fraction = input_bound_fraction
-        self.memory_fraction = memory_fraction
-        self.min_steps = min_steps
         self.host_capacity = host_capacity_mb * MB if host_capacity_mb else None
         self.timing = StepTiming()
         self.memory: dict[str, float] = {}
@@ -179,7 +169,7 @@ class ResourceMonitor(GuardrailCallback):
         if rank == trainer.global_rank:  # the slowest rank reports it, so it carries its rank
             self.emit_once(trainer, input_bound_findings(
                 slow, "train_dataloader", getattr(trainer.train_dataloader, "num_workers", None),
-                self.input_bound_fraction, self.min_steps, rank if len(per_rank) > 1 else None))
+                rank if len(per_rank) > 1 else None, self.thresholds))
         s = self._summary
         device = per_rank[s["device_fullest_rank"] or 0]["device_name"]  # e.g. cuda:3
         for where, used, capacity, own in (
@@ -187,8 +177,8 @@ class ResourceMonitor(GuardrailCallback):
                 (device, s["device_used_mb"], s["device_capacity_mb"], s["device_mem_peak_mb"])):
             if used is not None and capacity:
                 self.emit_once(trainer, memory_findings(
-                    used * MB, capacity * MB, where, self.memory_fraction,
-                    own=None if own is None else own * MB))
+                    used * MB, capacity * MB, where, None if own is None else own * MB,
+                    self.thresholds))
 
     def summary(self) -> dict[str, Any]:
         """The run's figures over all ranks (as of the last training epoch's end).

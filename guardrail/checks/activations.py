@@ -11,8 +11,38 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from guardrail.findings import Finding, Severity
+from guardrail.thresholds import Thresholds, limit
+
+
+@dataclass(frozen=True)
+class ActivationThresholds(Thresholds):
+    """What the ``probe.dead_units`` and ``probe.saturation`` rules compare against.
+
+    ``ActivationProbe(thresholds=...)`` takes it.
+
+    Example:
+        >>> ActivationThresholds(dead_fraction=0.9).dead_fraction
+        0.9
+    """
+
+    dead_fraction: float = limit(
+        0.7, "probe.dead_units", "share of a ReLU layer's units never positive over the batch "
+        "above which the layer counts as dead", low=0, high=1, shown="70%")
+    dead_persist: int = limit(
+        3, "probe.dead_units", "sampled steps in a row it must hold", low=1, integer=True,
+        shown="3")
+    saturated_fraction: float = limit(
+        0.5, "probe.saturation", "share of a sigmoid/tanh layer's outputs in the flat tails "
+        "above which the layer counts as saturated", low=0, high=1, shown="50%")
+    saturated_persist: int = limit(
+        3, "probe.saturation", "sampled steps in a row it must hold", low=1, integer=True,
+        shown="3")
+
+
+DEFAULTS = ActivationThresholds()
 
 
 def nonfinite_finding(calls: Sequence[tuple[str, bool, bool]], step: int | None = None,
@@ -49,14 +79,15 @@ def nonfinite_finding(calls: Sequence[tuple[str, bool, bool]], step: int | None 
              "binary_cross_entropy_with_logits) or clamp its inputs.")
 
 
-def dead_unit_findings(samples: Sequence[Mapping[str, float]], threshold: float = 0.7,
-                       persist: int = 3) -> list[Finding]:
+def dead_unit_findings(samples: Sequence[Mapping[str, float]],
+                       limits: ActivationThresholds = DEFAULTS) -> list[Finding]:
     """``probe.dead_units``: a ReLU layer whose units are mostly dead.
 
-    Fires when more than ``threshold`` of the layer's units are never positive on any sample
-    of the batch, on ``persist`` sampled steps in a row (units, not elements: about half the
-    elements of a healthy ReLU are zero).
+    Fires when more than ``dead_fraction`` of the layer's units are never positive on any
+    sample of the batch, on ``dead_persist`` sampled steps in a row (units, not elements:
+    about half the elements of a healthy ReLU are zero).
     """
+    threshold, persist = limits.dead_fraction, limits.dead_persist
     if len(samples) < persist:
         return []
     recent = samples[-persist:]
@@ -73,17 +104,18 @@ def dead_unit_findings(samples: Sequence[Mapping[str, float]], threshold: float 
     return out
 
 
-def saturation_findings(samples: Sequence[Mapping[str, float]], threshold: float = 0.5,
-                        persist: int = 3) -> list[Finding]:
+def saturation_findings(samples: Sequence[Mapping[str, float]],
+                        limits: ActivationThresholds = DEFAULTS) -> list[Finding]:
     """``probe.saturation``: a sigmoid/tanh layer stuck in its flat tails.
 
-    Fires when more than ``threshold`` of the layer's outputs have a pre-activation beyond
-    +-5, on ``persist`` sampled steps in a row.
+    Fires when more than ``saturated_fraction`` of the layer's outputs have a pre-activation
+    beyond +-5, on ``saturated_persist`` sampled steps in a row.
 
     Example:
         >>> [f.check for f in saturation_findings([{"net.3": 0.8}] * 3)]
         ['probe.saturation']
     """
+    threshold, persist = limits.saturated_fraction, limits.saturated_persist
     if len(samples) < persist:
         return []
     recent = samples[-persist:]

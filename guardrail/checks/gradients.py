@@ -14,17 +14,68 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from guardrail.findings import Finding, Severity
+from guardrail.thresholds import Thresholds, limit
 
 
-def vanishing_findings(samples: Sequence[Mapping[str, float]], ratio: float = 1e-3,
-                       floor: float = 1e-4, persist: int = 3) -> list[Finding]:
+@dataclass(frozen=True)
+class GradientThresholds(Thresholds):
+    """What the ``grad.*`` rules compare against; ``GradientProbe(thresholds=...)`` takes it.
+
+    Example:
+        >>> GradientThresholds(exploding_growth=1e4).exploding_growth
+        10000.0
+    """
+
+    vanishing_ratio: float = limit(
+        1e-3, "grad.vanishing", "the first layer's gradient norm, as a share of the last's, "
+        "below which gradients vanish", low=0, open_low=True, shown="1e-3")
+    vanishing_floor: float = limit(
+        1e-4, "grad.vanishing", "largest first-layer gradient norm that can count as "
+        "vanished", low=0, open_low=True, shown="1e-4")
+    vanishing_persist: int = limit(
+        3, "grad.vanishing", "sampled steps in a row it must hold", low=1, integer=True,
+        shown="3")
+    exploding_growth: float = limit(
+        1e3, "grad.exploding", "a layer's gradient norm, as a multiple of the network's "
+        "starting scale, that counts as exploded", low=1, open_low=True, shown="1000")
+    exploding_floor: float = limit(
+        1e-3, "grad.exploding", "smallest starting scale (so that a network starting near "
+        "zero does not make every later norm an explosion)", low=0)
+    exploding_persist: int = limit(
+        2, "grad.exploding", "samples in a row it must hold", low=1, integer=True, shown="2")
+    not_updated_steps: int = limit(
+        5, "grad.not_updated", "first optimiser steps in which a parameter must receive a "
+        "gradient", low=1, integer=True, shown="5")
+    not_zeroed_ratio: float = limit(
+        1e-6, "grad.not_zeroed", "gradient left over from earlier steps, as a share of the "
+        "step's, that still counts as reset", low=0, open_low=True)
+    update_low: float = limit(
+        10 ** -4.5, "grad.update_ratio", "median layer's |dw|/|w| below which updates are "
+        "too small", low=0, open_low=True, shown="10^-4.5")
+    update_high: float = limit(
+        1.0, "grad.update_ratio", "median layer's |dw|/|w| above which updates are too large",
+        low=0, open_low=True, shown="1")
+    update_persist: int = limit(
+        4, "grad.update_ratio", "first sampled steps on which updates must all be too small",
+        low=1, integer=True, shown="4")
+
+
+DEFAULTS = GradientThresholds()
+
+
+def vanishing_findings(samples: Sequence[Mapping[str, float]],
+                       limits: GradientThresholds = DEFAULTS) -> list[Finding]:
     """``grad.vanishing``: gradients die out towards the input.
 
-    Fires when the first layer's gradient norm is below ``floor`` and below ``ratio`` times
-    the last layer's, on ``persist`` sampled steps in a row (AUTOTRAINER's rule).
+    Fires when the first layer's gradient norm is below ``vanishing_floor`` and below
+    ``vanishing_ratio`` times the last layer's, on ``vanishing_persist`` sampled steps in a
+    row (AUTOTRAINER's rule).
     """
+    ratio, floor, persist = limits.vanishing_ratio, limits.vanishing_floor, \
+        limits.vanishing_persist
     if len(samples) < persist:
         return []
     recent = samples[-persist:]
@@ -47,13 +98,14 @@ def vanishing_findings(samples: Sequence[Mapping[str, float]], ratio: float = 1e
              "(Kaiming), normalisation layers or residual connections.")]
 
 
-def exploding_findings(samples: Sequence[Mapping[str, float]], growth: float = 1e3,
-                       persist: int = 2, floor: float = 1e-3) -> list[Finding]:
+def exploding_findings(samples: Sequence[Mapping[str, float]],
+                       limits: GradientThresholds = DEFAULTS) -> list[Finding]:
     """``grad.exploding``: a non-finite gradient, or a layer's norm grown explosively.
 
-    Fires on a non-finite gradient norm, or when a layer's norm is ``growth`` times the
-    network's starting scale on ``persist`` samples in a row. The starting scale is the
-    largest layer norm of the first sample (at least ``floor``), not the layer's own: a
+    Fires on a non-finite gradient norm, or when a layer's norm is ``exploding_growth`` times
+    the network's starting scale on ``exploding_persist`` samples in a row. The starting
+    scale is the largest layer norm of the first sample (at least ``exploding_floor``), not
+    the layer's own: a
     layer whose gradient starts tiny because the layers after it start near zero (WEA's
     encoder: 1e-5 at step 0, about 1 later, while its decoder's started at 0.1-1) has grown
     to a normal size, which is not an explosion.
@@ -64,6 +116,8 @@ def exploding_findings(samples: Sequence[Mapping[str, float]], growth: float = 1
         >>> exploding_findings([{"enc": 1e-5, "dec": 0.5}] + [{"enc": 1.3, "dec": 0.4}] * 2)
         []
     """
+    growth, persist, floor = limits.exploding_growth, limits.exploding_persist, \
+        limits.exploding_floor
     if not samples:
         return []
     for name, value in samples[-1].items():
@@ -134,7 +188,7 @@ def _listed(names: Sequence[str]) -> str:
 
 
 def not_zeroed_findings(leftover: float, total: float, where: str,
-                        ratio: float = 1e-6) -> list[Finding]:
+                        limits: GradientThresholds = DEFAULTS) -> list[Finding]:
     """``grad.not_zeroed``: gradients carried over from one optimiser step into the next.
 
     Args:
@@ -143,7 +197,7 @@ def not_zeroed_findings(leftover: float, total: float, where: str,
             parameter whose gradient was reset (``zero_grad``) at any point in between.
         total: Norm of the gradients the second step applied.
         where: The code to fix (``training_step`` under manual optimisation).
-        ratio: A leftover below ``ratio`` times ``total`` counts as reset.
+        limits: A leftover below ``not_zeroed_ratio`` times ``total`` counts as reset.
 
     Example:
         >>> [f.check for f in not_zeroed_findings(3.0, 1.0, "training_step")]
@@ -154,7 +208,7 @@ def not_zeroed_findings(leftover: float, total: float, where: str,
         []
     """
     if not (math.isfinite(leftover) and math.isfinite(total)) or \
-            leftover <= ratio * max(total, 1e-12):
+            leftover <= limits.not_zeroed_ratio * max(total, 1e-12):
         return []  # a non-finite step is grad.exploding's to report
     return [Finding(
         "grad.not_zeroed", Severity.ERROR,
@@ -166,17 +220,19 @@ def not_zeroed_findings(leftover: float, total: float, where: str,
              "before manual_backward in training_step).")]
 
 
-def update_ratio_findings(samples: Sequence[Mapping[str, float]], low: float = 10 ** -4.5,
-                          high: float = 1.0, persist: int = 4) -> list[Finding]:
+def update_ratio_findings(samples: Sequence[Mapping[str, float]],
+                          limits: GradientThresholds = DEFAULTS) -> list[Finding]:
     """``grad.update_ratio``: weight updates far too large or too small for the weights.
 
-    Fires when the median layer's ``|dw| / |w|`` is above ``high`` on the first sampled step,
-    or below ``low`` on each of the first ``persist`` sampled steps. Healthy SGD sits around
+    Fires when the median layer's ``|dw| / |w|`` is above ``update_high`` on the first sampled
+    step, or below ``update_low`` on each of the first ``update_persist`` sampled steps.
+    Healthy SGD sits around
     1e-3 (Karpathy, DeepDiagnosis), but Adam moves every weight by about ``lr`` per step,
     so healthy Adam at lr=1e-2 on a small layer (weights of rms ~0.1) reaches ~0.1: the
-    published upper bound 10^-1.5 would fire on healthy recipes, hence ``high`` = 1 (an
-    update as large as the weight itself).
+    published upper bound 10^-1.5 would fire on healthy recipes, hence ``update_high`` = 1
+    (an update as large as the weight itself).
     """
+    low, high, persist = limits.update_low, limits.update_high, limits.update_persist
     medians = [statistics.median(s.values()) for s in samples[:persist] if s]
     if not medians:
         return []

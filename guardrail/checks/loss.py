@@ -17,13 +17,57 @@ import itertools
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from guardrail.checks.loss_function import LossMatch
 from guardrail.findings import Finding, Severity
+from guardrail.thresholds import Thresholds, limit
+
+
+@dataclass(frozen=True)
+class LossThresholds(Thresholds):
+    """What the ``loss.*`` rules compare against; ``LossProbe(thresholds=...)`` takes it.
+
+    Example:
+        >>> LossThresholds(plateau_min_epochs=8).plateau_min_epochs
+        8
+    """
+
+    initial_factor: float = limit(
+        3.0, "loss.initial", "the first loss fires above this multiple of an untrained "
+        "model's loss (plus `initial_margin`)", low=1, shown="3×")
+    initial_margin: float = limit(
+        1.0, "loss.initial", "absolute slack added, so tiny expected losses make no alarms",
+        low=0, shown="+1")
+    divergence_window: int = limit(
+        10, "loss.divergence", "steps in each running median", low=1, integer=True)
+    divergence_factor: float = limit(
+        10.0, "loss.divergence", "the recent median fires above this multiple of the best "
+        "median", low=1, open_low=True, shown="10×")
+    plateau_min_epochs: int = limit(
+        4, "loss.plateau", "epochs before a plateau is judged", low=1, integer=True,
+        shown="4 epochs")
+    plateau_min_steps: int = limit(
+        200, "loss.plateau", "optimiser steps for which a run too short in epochs is judged "
+        "at its end", low=1, integer=True, shown="200 steps")
+    plateau_min_gain: float = limit(
+        0.02, "loss.plateau", "relative improvement over a constant prediction (or the first "
+        "epoch) that counts as learning", low=0, high=1, shown="2%")
+    oscillation_min_epochs: int = limit(
+        6, "loss.oscillation", "epochs before oscillation is judged", low=3, integer=True)
+    oscillation_swing: float = limit(
+        0.1, "loss.oscillation", "a reversal counts when both steps exceed this share of the "
+        "loss", low=0, open_low=True, shown="10%")
+    oscillation_share: float = limit(
+        0.3, "loss.oscillation", "share of epochs that must reverse", low=0, high=1,
+        open_low=True, shown="30%")
+
+
+DEFAULTS = LossThresholds()
 
 
 def initial_findings(loss0: float, task: str | None, expected: float | None,
-                     factor: float = 3.0, margin: float = 1.0) -> list[Finding]:
+                     limits: LossThresholds = DEFAULTS) -> list[Finding]:
     """``loss.initial`` when the first loss is far above what an untrained model gives.
 
     Args:
@@ -31,10 +75,11 @@ def initial_findings(loss0: float, task: str | None, expected: float | None,
         task: The module's task, for the message.
         expected: The loss of an uninformed model: ln C for C classes (uniform logits), the
             mean squared target for regression (outputs near zero).
-        factor: Fire above ``factor * expected + margin``.
-        margin: Absolute slack, so tiny expected losses do not make noise alarms.
+        limits: Fire above ``initial_factor * expected + initial_margin`` (the margin keeps
+            tiny expected losses from making noise alarms).
     """
-    if expected is None or not math.isfinite(loss0) or loss0 <= factor * expected + margin:
+    if expected is None or not math.isfinite(loss0) or \
+            loss0 <= limits.initial_factor * expected + limits.initial_margin:
         return []
     return [Finding(
         "loss.initial", Severity.ERROR,
@@ -45,14 +90,15 @@ def initial_findings(loss0: float, task: str | None, expected: float | None,
              "cross-entropy), the weight initialisation, and the target's units.")]
 
 
-def divergence_findings(losses: Sequence[float], window: int = 10,
-                        factor: float = 10.0) -> list[Finding]:
+def divergence_findings(losses: Sequence[float],
+                        limits: LossThresholds = DEFAULTS) -> list[Finding]:
     """``loss.divergence`` when the recent loss is an order of magnitude above its best.
 
     Example:
         >>> [f.check for f in divergence_findings([1.0] * 20 + [50.0] * 10)]
         ['loss.divergence']
     """
+    window, factor = limits.divergence_window, limits.divergence_factor
     finite = [x for x in losses if math.isfinite(x)]
     if len(finite) < 2 * window:
         return []
@@ -69,14 +115,17 @@ def divergence_findings(losses: Sequence[float], window: int = 10,
 
 
 def plateau_findings(epoch_losses: Sequence[float], trivial: float | None, split: str,
-                     min_epochs: int = 4, min_gain: float = 0.02, where: str | None = None,
-                     steps: int | None = None) -> list[Finding]:
-    """``loss.plateau``: after ``min_epochs``, the loss is no better than it should be.
+                     where: str | None = None, steps: int | None = None,
+                     limits: LossThresholds = DEFAULTS,
+                     min_epochs: int | None = None) -> list[Finding]:
+    """``loss.plateau``: after ``plateau_min_epochs``, the loss is no better than it should be.
 
-    With a known ``trivial`` loss, it fires when the best epoch is not ``min_gain`` below it:
+    With a known ``trivial`` loss, it fires when the best epoch is not ``plateau_min_gain``
+    below it:
     the model predicts no better than a constant (labels misaligned with inputs look like
     this, even while the loss falls at first as the model learns the mean). Without one, it
-    fires when the best epoch is not ``min_gain`` below the first (never on one epoch).
+    fires when the best epoch is not ``plateau_min_gain`` below the first (never on one
+    epoch).
     A short run is judged at its end on however many epochs it had, with ``steps`` (its
     optimiser steps) in the message.
 
@@ -84,10 +133,11 @@ def plateau_findings(epoch_losses: Sequence[float], trivial: float | None, split
         epoch_losses: Epoch means of the judged loss.
         trivial: The constant prediction's loss, in the same units, if known.
         split: ``val`` or ``train``.
-        min_epochs: Epochs needed before judging.
-        min_gain: Relative improvement that counts as learning.
         where: The logged key (default ``{split}/loss``).
         steps: Optimiser steps so far, for short runs judged by steps.
+        limits: The thresholds.
+        min_epochs: Epochs needed before judging, where not ``limits.plateau_min_epochs``
+            (a short run judged at its end).
 
     Example:
         >>> [f.check for f in plateau_findings([1.3, 1.01, 1.0, 1.0], 1.0, "val")]
@@ -95,8 +145,10 @@ def plateau_findings(epoch_losses: Sequence[float], trivial: float | None, split
         >>> plateau_findings([1.3, 0.9, 0.8, 0.7], 1.0, "val")
         []
     """
+    min_gain = limits.plateau_min_gain
+    need = limits.plateau_min_epochs if min_epochs is None else min_epochs
     losses = [x for x in epoch_losses if math.isfinite(x)]
-    if len(losses) < max(min_epochs, 1 if trivial is not None else 2):
+    if len(losses) < max(need, 1 if trivial is not None else 2):
         return []
     first, best = losses[0], min(losses)
     reference = trivial if trivial is not None else first
@@ -114,15 +166,15 @@ def plateau_findings(epoch_losses: Sequence[float], trivial: float | None, split
              "column), that the optimiser gets the parameters, and the learning rate.")]
 
 
-def oscillation_findings(epoch_losses: Sequence[float], split: str, min_epochs: int = 6,
-                         swing: float = 0.1, share: float = 0.3,
-                         where: str | None = None) -> list[Finding]:
+def oscillation_findings(epoch_losses: Sequence[float], split: str, where: str | None = None,
+                         limits: LossThresholds = DEFAULTS) -> list[Finding]:
     """``loss.oscillation`` when the epoch loss keeps reversing by large steps.
 
     The callback gives it the training loss: epoch means over many batches swing only when
     optimisation does, while a small validation set's loss swings by itself.
 
-    A reversal counts when both steps exceed ``swing`` of the current loss *and* of the first
+    A reversal counts when both steps exceed ``oscillation_swing`` of the current loss *and*
+    of the first
     epoch's: after a tenfold drop, small wiggles of an already small loss are not swings (on
     the fault suite's healthy models this took the false alarms from 4 of 39 runs to 1).
 
@@ -132,8 +184,9 @@ def oscillation_findings(epoch_losses: Sequence[float], split: str, min_epochs: 
         >>> oscillation_findings([1, .9, .8, .75, .7, .68, .66], "val")
         []
     """
+    swing, share = limits.oscillation_swing, limits.oscillation_share
     losses = [x for x in epoch_losses if math.isfinite(x)]
-    if len(losses) < min_epochs:
+    if len(losses) < limits.oscillation_min_epochs:
         return []
     deltas = [b - a for a, b in itertools.pairwise(losses)]
     reversals = sum(

@@ -22,9 +22,29 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from guardrail.findings import Finding, Severity
 from guardrail.shapes import Layer
+from guardrail.thresholds import Thresholds, limit
+
+
+@dataclass(frozen=True)
+class ResolutionThresholds(Thresholds):
+    """What ``probe.resolution_loss`` compares against; ``ArchitectureCheck`` takes it.
+
+    Example:
+        >>> ResolutionThresholds().dense_fraction
+        0.5
+    """
+
+    dense_fraction: float = limit(
+        0.5, "probe.resolution_loss", "share of the input's numbers per sample the output "
+        "must hold for the network to be judged as field-to-field", low=0, high=1,
+        open_low=True)
+
+
+DEFAULTS = ResolutionThresholds()
 
 
 def is_downsampling(layer: Layer) -> bool:
@@ -39,7 +59,7 @@ def resolution_findings(
     in_numbers: int,
     out_numbers: int,
     detail_lost: Mapping[str, float] | None = None,
-    dense_fraction: float = 0.5,
+    limits: ResolutionThresholds = DEFAULTS,
 ) -> list[Finding]:
     """``probe.resolution_loss`` errors for layers narrower than the network's own code.
 
@@ -49,9 +69,10 @@ def resolution_findings(
         out_numbers: Numbers per sample of its output.
         detail_lost: Optional measured fraction of each layer input's variance that down- then
             up-sampling removes (evidence only).
-        dense_fraction: The output must hold at least this fraction of the input's numbers
-            for the network to count as field-to-field.
+        limits: The output must hold at least ``dense_fraction`` of the input's numbers for
+            the network to count as field-to-field.
     """
+    dense_fraction = limits.dense_fraction
     if out_numbers < dense_fraction * in_numbers or len(layers) < 2:
         return []
     findings = []

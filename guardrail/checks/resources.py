@@ -22,8 +22,32 @@ from collections.abc import Sequence
 from typing import Any
 
 from guardrail.findings import Finding, Severity
+from guardrail.thresholds import Thresholds, limit
 
 MB = 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceThresholds(Thresholds):
+    """What the ``resources.*`` rules compare against; ``ResourceMonitor`` takes it.
+
+    Example:
+        >>> ResourceThresholds(memory_fraction=0.8).memory_fraction
+        0.8
+    """
+
+    input_bound_fraction: float = limit(
+        0.5, "resources.input_bound", "share of the step time spent waiting for the next "
+        "batch that counts as input-bound", low=0, high=1, open_low=True, shown="50%")
+    input_bound_min_steps: int = limit(
+        8, "resources.input_bound", "timed steps needed before judging (the first include "
+        "worker start-up)", low=1, integer=True, shown="8")
+    memory_fraction: float = limit(
+        0.9, "resources.memory_pressure", "share of host or device memory capacity that "
+        "counts as pressure", low=0, high=1, open_low=True, shown="90%")
+
+
+DEFAULTS = ResourceThresholds()
 
 
 @dataclasses.dataclass
@@ -83,20 +107,21 @@ class StepTiming:
 
 
 def input_bound_findings(timing: StepTiming, where: str = "train_dataloader",
-                         num_workers: int | None = None, threshold: float = 0.5,
-                         min_steps: int = 8, rank: int | None = None) -> list[Finding]:
-    """``resources.input_bound`` when waiting for data takes ``threshold`` of the step time.
+                         num_workers: int | None = None, rank: int | None = None,
+                         limits: ResourceThresholds = DEFAULTS) -> list[Finding]:
+    """``resources.input_bound`` when waiting for data takes much of the step time.
 
     Args:
         timing: The measured steps (of the slowest rank, under DDP).
         where: The loader it concerns.
         num_workers: The loader's worker processes, for the hint (None: unknown).
-        threshold: Share of step time spent waiting that counts as input-bound.
-        min_steps: Steps measured before judging (the first ones include worker start-up).
         rank: The rank the timing is from, for the message under DDP.
+        limits: ``input_bound_fraction`` of the step time spent waiting counts as
+            input-bound, judged after ``input_bound_min_steps`` timed steps.
 
     """
-    if timing.steps < min_steps or timing.wait_fraction < threshold:
+    threshold = limits.input_bound_fraction
+    if timing.steps < limits.input_bound_min_steps or timing.wait_fraction < threshold:
         return []
     workers = "" if num_workers is None else f" (num_workers={num_workers})"
     on_rank = "" if rank is None else f" on rank {rank}"
@@ -114,19 +139,20 @@ def input_bound_findings(timing: StepTiming, where: str = "train_dataloader",
              "out of __getitem__ into a one-off preprocessing step or a cache.")]
 
 
-def memory_findings(used: float, capacity: float, where: str, threshold: float = 0.9,
-                    own: float | None = None) -> list[Finding]:
-    """``resources.memory_pressure`` when ``used`` reaches ``threshold`` of ``capacity``.
+def memory_findings(used: float, capacity: float, where: str, own: float | None = None,
+                    limits: ResourceThresholds = DEFAULTS) -> list[Finding]:
+    """``resources.memory_pressure`` when ``used`` reaches ``memory_fraction`` of ``capacity``.
 
     Args:
         used: Bytes in use at the fullest moment measured (for a GPU: the peak reserved by
             this run, or the device's used bytes if other processes hold more).
         capacity: Bytes available in all (a container's limit where it is lower).
         where: ``host`` or the device, e.g. ``cuda:0``.
-        threshold: Share of capacity that counts as near the limit.
         own: Bytes this run itself held at its peak, for the evidence.
+        limits: ``memory_fraction`` of capacity counts as near the limit.
 
     """
+    threshold = limits.memory_fraction
     if capacity <= 0 or used / capacity < threshold:
         return []
     device = where != "host"

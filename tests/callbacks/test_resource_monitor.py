@@ -84,8 +84,11 @@ def test_figures_reach_the_logger_and_report_json(tmp_path):
 
 def test_bad_arguments_are_named_together():
     with pytest.raises(ConfigError, match=r"every_n_steps=0 must be >= 1; "
+                                          r"host_capacity_mb=-1 must be > 0 or null"):
+        ResourceMonitor(every_n_steps=0, host_capacity_mb=-1)
+    with pytest.raises(ConfigError, match=r"input_bound_min_steps=0 must be in \[1, inf\); "
                                           r"memory_fraction=1.5 must be in \(0, 1\]"):
-        ResourceMonitor(every_n_steps=0, memory_fraction=1.5)
+        ResourceMonitor(thresholds={"memory_fraction": 1.5, "input_bound_min_steps": 0})
 
 
 def fake_cuda(monkeypatch, synced, step):
@@ -100,7 +103,7 @@ def test_gpu_memory_near_capacity_names_the_device(monkeypatch, memory_fraction,
     from types import SimpleNamespace
 
     fake_cuda(monkeypatch, [], [0])
-    monitor = ResourceMonitor(every_n_steps=1, memory_fraction=memory_fraction)
+    monitor = ResourceMonitor(every_n_steps=1, thresholds={"memory_fraction": memory_fraction})
     monitor._cuda = torch.device("cuda", 0)
     trainer = SimpleNamespace(global_step=1, current_epoch=0, global_rank=0,
                               is_global_zero=True, loggers=[], train_dataloader=None)

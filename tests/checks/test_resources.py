@@ -33,8 +33,8 @@ def test_input_bound_is_silent_when_compute_dominates():
 
 
 def test_input_bound_waits_for_enough_steps():
-    assert input_bound_findings(timing(0.03, 0.01, steps=3), min_steps=8) == []
-    assert input_bound_findings(timing(0.03, 0.01, steps=8), min_steps=8)
+    assert input_bound_findings(timing(0.03, 0.01, steps=3)) == []
+    assert input_bound_findings(timing(0.03, 0.01, steps=8))
 
 
 def test_input_bound_hint_asks_for_more_workers_than_there_are():
