@@ -24,10 +24,15 @@ CUBLAS = ":4096:8"
 class DeterminismGuard(GuardrailCallback):
     """Enforce deterministic training and verify it before the first real step.
 
-    *Enforce* (``enforce=True``): deterministic algorithms on, cuDNN benchmark off, cuDNN
-    deterministic on, ``CUBLAS_WORKSPACE_CONFIG`` set (a ``determinism.settings`` warning if
-    CUDA was already initialised, when setting it is too late). Seeds, dataloader workers
-    included, come from ``seed_everything(seed, workers=True)``, which the training app calls.
+    *Enforce* (``enforce=True``), for the fit only: deterministic algorithms on, cuDNN
+    benchmark off, cuDNN deterministic on, ``CUBLAS_WORKSPACE_CONFIG`` set (a
+    ``determinism.settings`` warning if CUDA was already initialised, when setting it is too
+    late). What was set before (by ``Trainer(deterministic=, benchmark=)`` or by hand) is kept
+    where it is already deterministic (``Trainer(deterministic=True)`` stays an error on a
+    nondeterministic op, not a warning), said in an info where it is overridden
+    (``benchmark=True``), and restored at teardown, so torch's global settings are the same
+    before and after the fit. Seeds, dataloader workers included, come from
+    ``seed_everything(seed, workers=True)``, which the training app calls.
 
     *Verify* (``verify_steps=K > 0``): at fit start, replay the first K optimisation steps
     twice from identical model, optimiser, RNG state and batches, and compare the parameters
@@ -76,26 +81,45 @@ class DeterminismGuard(GuardrailCallback):
         self.verify_steps = verify_steps
         self.verified: bool | None = None
         self.replay_seconds = 0.0
+        self._saved: dict[str, Any] | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Switch deterministic settings on (``enforce``) and report those that defeat it."""
-        if stage != "fit":
-            return
+        """Switch deterministic settings on (``enforce``); at fit, report those defeating it."""
+        fit = stage == "fit"
         on_cuda = torch.cuda.is_available()
         if self.enforce_settings:
-            if on_cuda and torch.cuda.is_initialized() and \
+            if fit and on_cuda and torch.cuda.is_initialized() and \
                     os.environ.get("CUBLAS_WORKSPACE_CONFIG") is None:
                 self.emit(trainer, Finding(
                     "determinism.settings", Severity.WARNING,
                     "CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set, so cuBLAS "
                     "may stay nondeterministic.", where="CUBLAS_WORKSPACE_CONFIG",
                     hint=f"export CUBLAS_WORKSPACE_CONFIG={CUBLAS} before starting Python."))
+            self._saved = _global_settings()
+            if fit and self._saved["benchmark"]:
+                self.emit(trainer, Finding(
+                    "determinism.settings", Severity.INFO,
+                    "cuDNN benchmark was on (Trainer(benchmark=True) or set by hand); it is "
+                    "off while this Trainer runs, because it picks kernels by timing, which "
+                    "differ between runs. It is restored afterwards.", where="cudnn.benchmark",
+                    hint="Keep it on with DeterminismGuard(enforce=False) "
+                         "(`guardrails.callbacks.determinism.enforce=false`), and give up "
+                         "bitwise reproducibility."))
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS)
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            if not self._saved["deterministic"]:  # keep Trainer(deterministic=True)'s errors
+                torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-        for finding in settings_findings(determinism_settings(), self.enforce_settings, on_cuda):
-            self.emit(trainer, finding)
+        if fit:
+            for finding in settings_findings(determinism_settings(), self.enforce_settings,
+                                             on_cuda):
+                self.emit(trainer, finding)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Put torch's global determinism settings back as they were before ``setup``."""
+        if self._saved is not None:
+            _restore(self._saved)
+            self._saved = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check worker seeding, then replay the first steps twice and compare."""
@@ -151,6 +175,25 @@ class DeterminismGuard(GuardrailCallback):
         self.verified = bool(trainer.strategy.reduce_boolean_decision(finding is None, all=True))
         self.log_metrics(trainer, {"guardrail/determinism_verified": float(self.verified),
                                    "guardrail/determinism_replay_s": self.replay_seconds})
+
+
+def _global_settings() -> dict[str, Any]:
+    """Torch's process-wide determinism settings, to restore after the fit."""
+    return {"deterministic": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cublas": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+
+
+def _restore(saved: dict[str, Any]) -> None:
+    torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["warn_only"])
+    torch.backends.cudnn.benchmark = saved["benchmark"]
+    torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
+    if saved["cublas"] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved["cublas"]
 
 
 def _cannot_replay(trainer: Trainer, pl_module: LightningModule, loader: Any) -> str | None:

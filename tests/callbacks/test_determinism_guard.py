@@ -1,3 +1,6 @@
+import os
+
+import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.demos.boring_classes import BoringModel
@@ -83,3 +86,49 @@ def test_strict_policy_stops_on_a_mismatch(tiny_data):
     with pytest.raises(GuardrailError, match=r"determinism.mismatch\] at net.1"):
         quiet_trainer(callbacks=[DeterminismGuard(policy="strict")], max_steps=2).fit(
             model(noisy=True), datamodule=tiny_data())
+
+
+def _flags():
+    return (torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+
+
+def test_global_settings_are_restored_after_fit_and_test(tiny_data, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = _flags()
+    seen = []
+
+    class Spy(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(_flags())
+
+    guard = DeterminismGuard(verify_steps=0)
+    trainer = quiet_trainer(callbacks=[guard, Spy()], max_steps=2)
+    trainer.fit(GuardrailModule(nn.Linear(3, 1)), datamodule=tiny_data())
+    assert seen == [(True, True, False, True, ":4096:8")]  # enforced while training
+    assert _flags() == before
+    trainer.test(GuardrailModule(nn.Linear(3, 1)), datamodule=tiny_data(), verbose=False)
+    assert _flags() == before
+
+
+def test_trainer_flags_are_kept_or_their_override_said(tiny_data):
+    seen = []
+
+    class Spy(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(_flags()[:3])
+
+    guard = DeterminismGuard(verify_steps=0)
+    try:
+        trainer = quiet_trainer(callbacks=[guard, Spy()], max_steps=1, deterministic=True,
+                                benchmark=True)
+        trainer.fit(GuardrailModule(nn.Linear(3, 1)), datamodule=tiny_data())
+        # deterministic=True stays an error, not a warning; benchmark is overridden, and said
+        assert seen == [(True, False, False)]
+        assert [(f.check, f.where, f.severity.value) for f in guard.findings] == [
+            ("determinism.settings", "cudnn.benchmark", "info")]
+        assert _flags()[:3] == (True, False, True)  # the Trainer's own, back again
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.benchmark = False
