@@ -83,6 +83,8 @@ class ActivationProbe(GuardrailCallback):
         [('probe.nonfinite', 'net.1')]
     """
 
+    family = "probe"
+
     def __init__(self, policy: Policy = "record", every_n_steps: int = 25,
                  thresholds: ActivationThresholds | Mapping[str, Any] | None = None) -> None:
         super().__init__(policy)

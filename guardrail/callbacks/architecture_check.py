@@ -59,6 +59,8 @@ class ArchitectureCheck(GuardrailCallback):
         [('probe.resolution_loss', 'net.0')]
     """
 
+    family = "probe"
+
     def __init__(self, policy: Policy = "record",
                  thresholds: ResolutionThresholds | Mapping[str, Any] | None = None) -> None:
         super().__init__(policy)

@@ -5,6 +5,13 @@ It stamps findings with step, epoch and rank, keeps them in ``.findings`` (resum
 on every rank at once (the decision is agreed with ``reduce_boolean_decision``, so no rank
 raises alone and leaves the others hanging), and every rank raises for the same finding.
 
+Every Lightning hook a subclass defines is guarded: an internal error of the guardrail (not a
+:class:`~guardrail.errors.GuardrailError`, which is deliberate) becomes a
+``<family>.skipped`` info naming the hook and the error, the guardrail stops checking, and
+training goes on. Under DDP a rank cannot stop on its own without leaving the others waiting
+in its next collective, so there the error is raised as a ``GuardrailError`` on that rank,
+which ends the run on every rank instead of hanging it.
+
 Example:
     >>> from guardrail.findings import Finding
     >>> cb = GuardrailCallback(policy="record")
@@ -18,11 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import warnings
-from collections.abc import Iterator
-from typing import Any, Literal
+import functools
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Literal
 
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
 
 from guardrail.distributed import gather_objects, world_size
 from guardrail.errors import ConfigError, GuardrailError
@@ -30,6 +39,10 @@ from guardrail.findings import Finding, Severity
 
 Policy = Literal["record", "strict"]
 POLICIES: tuple[str, ...] = ("record", "strict")
+#: Lightning's callback hooks, guarded in every subclass (``on_exception`` is a failure path
+#: already, and the checkpoint state methods must fail loudly).
+HOOKS = frozenset(name for name in dir(Callback) if name.startswith("on_") or name in (
+    "setup", "teardown")) - {"on_exception"}
 
 
 class GuardrailCallback(Callback):
@@ -43,7 +56,14 @@ class GuardrailCallback(Callback):
 
     #: Constructor arguments that tell two instances of one guardrail apart in a checkpoint
     #: (``BaselineCheck(stage="val")`` and ``BaselineCheck(stage="test")`` in one Trainer).
-    state_key_fields: tuple[str, ...] = ()
+    state_key_fields: ClassVar[tuple[str, ...]] = ()
+    #: The check-id family of ``<family>.skipped`` when the guardrail itself fails.
+    family: ClassVar[str] = "guardrail"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in HOOKS & set(vars(cls)):
+            setattr(cls, name, _guarded(name, vars(cls)[name]))
 
     def __init__(self, policy: Policy = "record") -> None:
         if policy not in POLICIES:
@@ -55,6 +75,7 @@ class GuardrailCallback(Callback):
         self.findings: list[Finding] = []
         self._pending: Finding | None = None
         self._emitted: set[tuple[str, str | None]] = set()
+        self.broken = False
 
     def require(self, *rules: tuple[str, Any, bool, str]) -> None:
         """Validate constructor arguments: one :class:`ConfigError` naming every bad one.
@@ -146,6 +167,25 @@ class GuardrailCallback(Callback):
                                  f"found: {finding.describe()}", finding)
         raise GuardrailError.from_finding(finding)
 
+    def _fail(self, trainer: Trainer, hook: str, err: Exception) -> None:
+        """The guardrail itself failed in ``hook``: say so, stop checking, let training go on."""
+        what = f"{type(self).__name__} failed in {hook}: {type(err).__name__}: {err}"
+        if world_size() > 1:
+            raise GuardrailError(
+                f"{what}. Under DDP a guardrail cannot stop on one rank alone without leaving "
+                "the others waiting, so the run stops; turn this guardrail off (in the app: "
+                "`guardrails.callbacks.<name>=null`) and report the error with its "
+                "traceback.") from err
+        self.broken = True
+        rank_zero_warn(f"guardrail: {what}; its checks are off for the rest of this run.\n"
+                       + "".join(traceback.format_exception(err)))
+        self.emit(trainer, Finding(
+            f"{self.family}.skipped", Severity.INFO,
+            f"{what}. Its checks are off for the rest of this run; training went on.",
+            where=hook, evidence={"error": f"{type(err).__name__}: {err}"},
+            hint="A model or batch this guardrail does not understand, or a bug in it: report "
+                 "it with the traceback printed in the run's log."))
+
     def state_dict(self) -> dict[str, Any]:
         """Findings so far, so a resumed run keeps them."""
         return {"findings": [f.to_dict() for f in self.findings]}
@@ -160,6 +200,27 @@ class GuardrailCallback(Callback):
         restored = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
         known = {_identity(f) for f in restored}
         self.findings = restored + [f for f in self.findings if _identity(f) not in known]
+
+
+def _guarded(name: str, hook: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` that turns an internal error into a ``<family>.skipped`` info (see the module)."""
+    if getattr(hook, "__guarded__", False):
+        return hook
+
+    @functools.wraps(hook)
+    def guarded(self: GuardrailCallback, trainer: Trainer, *args: Any, **kwargs: Any) -> Any:
+        if self.broken and name != "teardown":
+            return None
+        try:
+            return hook(self, trainer, *args, **kwargs)
+        except GuardrailError:
+            raise
+        except Exception as err:
+            self._fail(trainer, name, err)
+            return None
+
+    guarded.__guarded__ = True  # type: ignore[attr-defined]
+    return guarded
 
 
 def _identity(f: Finding) -> tuple[Any, ...]:
@@ -204,4 +265,4 @@ def best_effort(what: str) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        warnings.warn(f"guardrail could not {what}: {type(err).__name__}: {err}", stacklevel=3)
+        rank_zero_warn(f"guardrail could not {what}: {type(err).__name__}: {err}", stacklevel=3)

@@ -69,6 +69,8 @@ class DeterminismGuard(GuardrailCallback):
 
     """
 
+    family = "determinism"
+
     def __init__(self, enforce: bool = True, verify_steps: int = 2,
                  policy: Policy = "record") -> None:
         super().__init__(policy)

@@ -69,6 +69,8 @@ class GradientProbe(GuardrailCallback):
         [('grad.not_updated', 'net.1.weight')]
     """
 
+    family = "grad"
+
     def __init__(self, policy: Policy = "record", every_n_steps: int = 25,
                  thresholds: GradientThresholds | Mapping[str, Any] | None = None) -> None:
         super().__init__(policy)

@@ -108,6 +108,8 @@ class LossProbe(GuardrailCallback):
         [('loss.double_softmax', 'net.1')]
     """
 
+    family = "loss"
+
     def __init__(self, policy: Policy = "record", monitor: str | None = None,
                  identify_steps: int = 16,
                  thresholds: LossThresholds | Mapping[str, Any] | None = None) -> None:

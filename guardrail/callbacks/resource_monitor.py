@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
 
 from guardrail.callbacks.base import GuardrailCallback
 from guardrail.checks.resources import (
@@ -85,6 +85,8 @@ class ResourceMonitor(GuardrailCallback):
         True
 
     """
+
+    family = "resources"
 
     def __init__(self, every_n_steps: int = 50,
                  thresholds: ResourceThresholds | Mapping[str, Any] | None = None,
@@ -203,7 +205,7 @@ class ResourceMonitor(GuardrailCallback):
             self._read_memory_unsafe()
         except Exception as err:
             if not self._memory_failed:
-                warnings.warn(f"ResourceMonitor could not read memory: {err}", stacklevel=2)
+                rank_zero_warn(f"ResourceMonitor could not read memory: {err}", stacklevel=2)
             self._memory_failed = True
 
     def _read_memory_unsafe(self) -> None:
