@@ -84,6 +84,7 @@ class ActivationProbe(GuardrailCallback):
     """
 
     family = "probe"
+    state_fields = ("dead", "saturated", "_seen", "_nonfinite_seen")
 
     def __init__(self, policy: Policy = "record", every_n_steps: int = 25,
                  thresholds: ActivationThresholds | Mapping[str, Any] | None = None) -> None:

@@ -60,6 +60,7 @@ class ArchitectureCheck(GuardrailCallback):
     """
 
     family = "probe"
+    state_fields = ("_walked",)
 
     def __init__(self, policy: Policy = "record",
                  thresholds: ResolutionThresholds | Mapping[str, Any] | None = None) -> None:

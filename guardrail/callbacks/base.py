@@ -59,6 +59,11 @@ class GuardrailCallback(Callback):
     state_key_fields: ClassVar[tuple[str, ...]] = ()
     #: The check-id family of ``<family>.skipped`` when the guardrail itself fails.
     family: ClassVar[str] = "guardrail"
+    #: Attributes holding what the guardrail has seen so far (windows, histories, counters),
+    #: saved in checkpoints so that a resumed run judges as an uninterrupted one would. Their
+    #: values must be plain data (numbers, strings, lists, dicts, None): checkpoints are
+    #: loaded with ``weights_only``.
+    state_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -187,19 +192,29 @@ class GuardrailCallback(Callback):
                  "it with the traceback printed in the run's log."))
 
     def state_dict(self) -> dict[str, Any]:
-        """Findings so far, so a resumed run keeps them."""
-        return {"findings": [f.to_dict() for f in self.findings]}
+        """Findings so far, which once-only findings were made, and the ``state_fields``."""
+        return {"findings": [f.to_dict() for f in self.findings],
+                "emitted": sorted([list(key) for key in self._emitted], key=str),
+                "history": {name: getattr(self, name) for name in self.state_fields}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore findings, keeping those made since the checkpoint was written.
 
-        Testing the best checkpoint after fit restores its (earlier) state into callbacks
-        that saw the whole run: findings made after it, or after fit, must survive. Tolerant
-        of checkpoints written before a field existed.
+        Resuming a run (a fresh callback) also restores the ``state_fields``, so windows go
+        on where they stopped and a once-only finding is not made again. Testing the best
+        checkpoint after fit restores its (earlier) state into callbacks that saw the whole
+        run: there findings made after it, or after fit, survive and the histories are kept.
+        Tolerant of checkpoints written before a field existed.
         """
         restored = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
         known = {_identity(f) for f in restored}
         self.findings = restored + [f for f in self.findings if _identity(f) not in known]
+        self._emitted |= {(check, where) for check, where in state_dict.get("emitted", [])}
+        history = state_dict.get("history", {})
+        if not any(getattr(self, name, None) for name in self.state_fields):  # a fresh one
+            for name, value in history.items():
+                if name in self.state_fields:
+                    setattr(self, name, value)
 
 
 def _guarded(name: str, hook: Callable[..., Any]) -> Callable[..., Any]:

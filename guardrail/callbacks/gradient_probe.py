@@ -70,6 +70,7 @@ class GradientProbe(GuardrailCallback):
     """
 
     family = "grad"
+    state_fields = ("norms", "ratios", "_seen", "_checked_orphans")
 
     def __init__(self, policy: Policy = "record", every_n_steps: int = 25,
                  thresholds: GradientThresholds | Mapping[str, Any] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -109,6 +110,8 @@ class LossProbe(GuardrailCallback):
     """
 
     family = "loss"
+    state_fields = ("step_losses", "train_epochs", "val_epochs", "expected", "trivial",
+                    "val_key", "_attempts", "_batches")
 
     def __init__(self, policy: Policy = "record", monitor: str | None = None,
                  identify_steps: int = 16,
@@ -135,6 +138,19 @@ class LossProbe(GuardrailCallback):
         self._attempts = 0
         self._batches = 0
         self._backward_loss: Tensor | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base's state, with the identified loss as plain data."""
+        state = super().state_dict()
+        state["match"] = None if self.match is None else dataclasses.asdict(self.match)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The base's state, and the identified loss of a resumed run."""
+        fresh = self.match is None and not self.step_losses
+        super().load_state_dict(state_dict)
+        if fresh and state_dict.get("match") is not None:
+            self.match = LossMatch(**state_dict["match"])
 
     # ------------------------------------------------------------------------ training steps
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
