@@ -31,6 +31,7 @@ import torchmetrics
 from torch import Tensor, nn
 
 from guardrail.errors import ConfigError
+from guardrail.shapes import batch_size
 
 Task = Literal["regression", "binary", "multiclass", "reconstruction", "ranking"]
 Stage = Literal["train", "val", "test"]
@@ -182,15 +183,15 @@ class GuardrailModule(pl.LightningModule):
         inputs, target = self.split_batch(batch)
         preds = self(*inputs)
         loss = self.compute_loss(preds, target)
-        batch_size = _batch_size(inputs)
+        size = batch_size(inputs)
         # sync_dist: under DDP the logged loss is the mean over ranks, not rank zero's share
         # (one scalar all-reduce; torchmetrics metrics below sync themselves).
-        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", batch_size=batch_size,
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", batch_size=size,
                  on_step=stage == "train", on_epoch=True, sync_dist=True)
         metrics = self.metrics[f"{stage}_metrics"]
         if len(metrics):
             self.update_metrics(metrics, preds, target)
-            self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
+            self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -223,9 +224,3 @@ class GuardrailModule(pl.LightningModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
-
-def _batch_size(inputs: tuple[Any, ...]) -> int | None:
-    for x in inputs:
-        if isinstance(x, Tensor) and x.ndim > 0:
-            return int(x.shape[0])
-    return None

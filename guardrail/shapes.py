@@ -48,19 +48,28 @@ class Layer:
     stride: int
     learned: bool
 
-    @property
-    def spatial_reduction(self) -> float:
-        """How many times fewer spatial positions the output has than the input."""
-        spatial_in = _prod(self.in_shape[2:]) if len(self.in_shape) > 2 else 1
-        spatial_out = _prod(self.out_shape[2:]) if len(self.out_shape) > 2 else 1
-        return spatial_in / max(spatial_out, 1)
-
 
 def _prod(xs: Sequence[int]) -> int:
     out = 1
     for x in xs:
         out *= int(x)
     return out
+
+
+def batch_size(obj: Any) -> int | None:
+    """Samples in a batch: the length of its first tensor that has a batch axis.
+
+    Example:
+        >>> batch_size((torch.tensor(3.0), {"x": torch.zeros(8, 2)}))
+        8
+        >>> batch_size(["no tensors"]) is None
+        True
+    """
+    if isinstance(obj, Tensor):
+        return int(obj.shape[0]) if obj.ndim > 0 else None
+    items = list(obj.values()) if isinstance(obj, dict) else obj \
+        if isinstance(obj, list | tuple) else []
+    return next((n for n in map(batch_size, items) if n is not None), None)
 
 
 def first_tensor(obj: Any) -> Tensor | None:

@@ -24,7 +24,7 @@ from guardrail.checks.resources import (
 )
 from guardrail.distributed import gather_objects
 from guardrail.findings import Finding, Severity
-from guardrail.shapes import first_tensor
+from guardrail.shapes import batch_size
 
 
 class ResourceMonitor(GuardrailCallback):
@@ -151,7 +151,7 @@ class ResourceMonitor(GuardrailCallback):
             torch.cuda.synchronize(self._cuda)
         now = time.perf_counter()
         if self._wait is not None and (self._cuda is None or sampled):
-            self.timing.add(self._wait, now - self._start, _batch_size(batch))
+            self.timing.add(self._wait, now - self._start, batch_size(batch) or 0)
         self._wait, self._ready, self._last_end, self._k = None, synced, now, k + 1
         if sampled:
             self._read_memory()
@@ -228,11 +228,6 @@ class ResourceMonitor(GuardrailCallback):
             util = _utilisation(self._cuda)
             if util is not None:
                 self._util.append(util)
-
-
-def _batch_size(batch: Any) -> int:
-    t = first_tensor(batch)
-    return int(t.shape[0]) if t is not None and t.ndim >= 1 else 0
 
 
 def _logged(summary: dict[str, Any]) -> dict[str, float]:
