@@ -9,7 +9,8 @@ determinism replay must catch), ``slow`` (rank 1 alone loads its data slowly),
 RUN_DIR/locks over a train loader with / without shuffling), ``plain_strict`` (a plain
 LightningModule whose softmax output reaches cross_entropy, every probe strict: both ranks
 stop) and ``plain_manual`` (a plain module stepping its optimiser by hand without zero_grad,
-dict batches, every probe recording). Each rank prints one line
+dict batches, every probe recording), ``broken`` (a gradient probe fails internally on
+rank 1 alone: the run must end on every rank, not hang). Each rank prints one line
 ``rank R: ...`` saying how it ended. Lightning re-runs this file for rank 1 with the same
 arguments.
 """
@@ -74,6 +75,15 @@ class SlowOnRank1(TensorDataset):
         return super().__getitem__(i)
 
 
+class FailsOnRank1(GradientProbe):
+    """A gradient probe with a bug that only rank 1's data triggers."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if trainer.global_rank == 1 and trainer.global_step == 1:
+            raise KeyError("layer-that-is-not-there")
+        super().on_before_optimizer_step(trainer, pl_module, optimizer)
+
+
 class Plain(pl.LightningModule):
     """Written without guardrail: dict batches, the loss in training_step."""
 
@@ -127,6 +137,9 @@ def main(scenario: str, run_dir: Path, devices: int) -> int:
         net = nn.Sequential(nn.Linear(4, 8), PoisonOnRank1(), nn.Linear(8, 1))
         policy = "strict" if scenario == "nan_strict" else "record"
         guards: list[pl.Callback] = [ActivationProbe(policy=policy, every_n_steps=1)]
+    elif scenario == "broken":
+        net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        guards = [FailsOnRank1(every_n_steps=1)]
     elif scenario == "slow":
         net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
         guards = []
