@@ -224,7 +224,7 @@ def test_plain_manual_module_without_zero_grad_is_caught_on_both_ranks(tmp_path)
 @pytest.mark.slow
 def test_a_guardrail_failing_on_one_rank_ends_the_run_on_every_rank(tmp_path):
     """Skipping on rank 1 alone would leave rank 0 waiting in the probe's next collective."""
-    rc, out, err = launch([sys.executable, str(SCRIPT), "broken", str(tmp_path / "run"), "2"],
+    rc, out, _ = launch([sys.executable, str(SCRIPT), "broken", str(tmp_path / "run"), "2"],
                           tmp_path)
     assert rc != 0, out
     assert "rank 1: stopped: FailsOnRank1 failed in on_before_optimizer_step: KeyError" in out
