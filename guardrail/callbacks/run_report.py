@@ -11,7 +11,9 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from guardrail.callbacks.base import best_effort, collect_findings
 from guardrail.callbacks.resource_monitor import ResourceMonitor
+from guardrail.checks.baseline import datamodule_baselines, datamodule_roles
 from guardrail.distributed import world_size
+from guardrail.errors import ConfigError
 from guardrail.findings import Finding
 from guardrail.report.run import write_run_files
 
@@ -100,14 +102,17 @@ class RunReport(Callback):
         findings += extra_findings or []
         # A datamodule's baselines() may hold collectives (torchmetrics objects sync under
         # DDP): call it on every rank, and only where every rank is (gather), or alone.
-        baselines = _baselines(trainer) if gather or world_size() == 1 else {}
+        datamodule = getattr(trainer, "datamodule", None)
+        baselines = datamodule_baselines(datamodule) if gather or world_size() == 1 else {}
+        roles = _roles(datamodule) if baselines else {}
         if trainer is not None and not trainer.is_global_zero:
             return
-        self._write(status, error, findings, baselines, _resources(trainer))
+        self._write(status, error, findings, baselines, _resources(trainer), roles)
 
     @rank_zero_only
     def _write(self, status: str, error: str | None, findings: list[Finding],
-               baselines: dict[str, Any], resources: dict[str, Any] | None = None) -> None:
+               baselines: dict[str, Any], resources: dict[str, Any] | None = None,
+               roles: dict[str, str] | None = None) -> None:
         if self.dirpath is None:
             return
         report = {
@@ -118,6 +123,8 @@ class RunReport(Callback):
             "finished_at": None if status == "running" else _now(),
             "metrics": self.metrics,
             "baselines": baselines or self.report.get("baselines", {}),
+            "baseline_roles": {name: (roles or {}).get(name, "trivial") for name in baselines}
+            if baselines else self.report.get("baseline_roles", {}),
             "history": self.history,
             "resources": resources or self.report.get("resources"),
         }
@@ -145,9 +152,12 @@ def _split_metrics(callback_metrics: dict[str, Any]) -> dict[str, dict[str, floa
     return out
 
 
-def _baselines(trainer: Trainer | None) -> dict[str, Any]:
-    method = getattr(getattr(trainer, "datamodule", None), "baselines", None)
-    return dict(method()) if callable(method) else {}
+def _roles(datamodule: Any) -> dict[str, str]:
+    """The baselines' roles; a bad one is BaselineCheck's to report, so none here."""
+    try:
+        return datamodule_roles(datamodule)
+    except ConfigError:
+        return {}
 
 
 def _resources(trainer: Trainer | None) -> dict[str, Any] | None:

@@ -43,10 +43,29 @@ def _run(page: Path, profile: Path, *extra: str,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def render_dom(page: Path, profile: Path) -> tuple[str, list[str]]:
-    """The page's DOM after load, and Chromium's log lines."""
-    done = _run(page, profile, "--dump-dom")
+def render_dom(page: Path, profile: Path,
+               window: tuple[int, int] | None = None) -> tuple[str, list[str]]:
+    """The page's DOM after load, and Chromium's log lines; ``window``: (width, height)."""
+    size = (f"--window-size={window[0]},{window[1]}",) if window else ()
+    done = _run(page, profile, "--dump-dom", *size)
     return done.stdout, done.stderr.splitlines()
+
+
+def scroll_width(page: Path, profile: Path, width: int = 1280) -> int:
+    """The laid-out width in pixels of ``page`` in a ``width``-pixel-wide window.
+
+    More than ``width`` means the page scrolls sideways (a table too wide for it). Measured on
+    a copy of the page with a one-line script appended; the page itself stays script-free.
+    """
+    probe = Path(profile).with_name(f"{Path(page).stem}-width.html")
+    probe.write_text(Path(page).read_text(encoding="utf-8").replace(
+        "</body>", "<script>document.body.setAttribute('data-scroll-width', "
+        "document.documentElement.scrollWidth)</script></body>"), encoding="utf-8")
+    dom, _ = render_dom(probe, profile, (width, 900))
+    found = re.search(r'data-scroll-width="(\d+)"', dom)
+    if found is None:
+        raise RuntimeError(f"Chromium did not lay out {page}.")
+    return int(found.group(1))
 
 
 def screenshot(page: Path, out: Path, profile: Path, width: int = 1200,

@@ -33,7 +33,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 max-width:60rem;color:#1f2328;padding:0 1rem}h1{font-size:1.6rem}
 h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}
-td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
+td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}svg{max-width:100%;height:auto}
 th{background:#f6f8fa}.light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;
 margin-right:.5rem;vertical-align:middle}.green{background:#1a7f37}.amber{background:#bf8700}
 .red{background:#cf222e}.grey{background:#8c959f}.summary td{border:none;padding:.25rem .5rem}
@@ -62,16 +63,7 @@ def traffic_lights(report: dict[str, Any], findings: Sequence[Finding],
         "interrupted": ("amber", "Training was interrupted before it finished."),
     }.get(status, ("red", f"Training failed: {report.get('error') or 'see the log'}"))]
 
-    not_beaten = [f for f in findings if f.check == "baseline.not_beaten"]
-    baselines = report.get("baselines") or {}
-    if not_beaten:
-        worst = "; ".join(f.message for f in not_beaten[:3])
-        lights.append(("red", f"The model does not beat its baseline: {worst}"))
-    elif baselines and report.get("metrics", {}).get("test"):
-        lights.append(("green", f"The model beats every baseline ({', '.join(baselines)}) "
-                                "on the held-out test split."))
-    else:
-        lights.append(("grey", "No baseline comparison on a test split was recorded."))
+    lights.append(baseline_light(findings))
 
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
@@ -86,6 +78,61 @@ def traffic_lights(report: dict[str, Any], findings: Sequence[Finding],
     return lights
 
 
+def baseline_light(findings: Sequence[Finding]) -> tuple[str, str]:
+    """(colour, sentence) on the baselines, read from the findings alone.
+
+    Red: a trivial baseline is not beaten. Amber: a simpler reference model is as good.
+    Green: a comparison was made (``baseline.compared``) and every baseline is beaten. Grey:
+    nothing was compared (no baselines, or none of their metrics could be compared).
+
+    Example:
+        >>> baseline_light([Finding("baseline.not_compared", "info", "rmse not logged.")])[0]
+        'grey'
+        >>> baseline_light([Finding("baseline.compared", "info", "Compared.",
+        ...                         evidence={"beaten": "mean", "stage": "test"})])
+        ('green', 'The model beats every baseline (mean) on the held-out test split.')
+
+    """
+
+    def messages(check: str) -> str:
+        return " ".join([f.message for f in findings if f.check == check][:3])
+
+    if any(f.check == "baseline.not_beaten" for f in findings):
+        return "red", ("The model does not beat a trivial baseline: "
+                       f"{messages('baseline.not_beaten')}")
+    if any(f.check == "baseline.simpler_model_suffices" for f in findings):
+        return "amber", ("A simpler model is as good as this one: "
+                         f"{messages('baseline.simpler_model_suffices')}")
+    compared = [f for f in findings if f.check == "baseline.compared"]
+    if not compared:
+        why = ("the datamodule has no baselines()" if any(
+            f.check == "baseline.missing" for f in findings) else
+            "none of the baselines' metrics could be compared with the model's" if any(
+                f.check == "baseline.not_compared" for f in findings) else
+            "no baseline check ran")
+        return "grey", f"The model was not compared with a baseline: {why}."
+    last = next((f for f in compared if f.evidence.get("stage") == "test"), compared[-1])
+    split = "held-out test" if last.evidence.get("stage", "test") == "test" else "validation"
+    sentence = (f"The model beats every baseline ({last.evidence.get('beaten', '')}) on the "
+                f"{split} split.")
+    ties = sorted({f.where or "" for f in findings if f.check == "baseline.not_separable"})
+    if ties:
+        sentence += f" Some metrics tie and cannot separate them: {', '.join(ties)}."
+    return "green", sentence
+
+
+def baseline_label(report: dict[str, Any], name: str) -> str:
+    """``baseline: NAME``, or ``reference model: NAME`` for a reference (report.json's roles).
+
+    Example:
+        >>> baseline_label({"baseline_roles": {"ridge": "reference"}}, "ridge")
+        'reference model: ridge'
+
+    """
+    role = (report.get("baseline_roles") or {}).get(name, "trivial")
+    return f"{'reference model' if role == 'reference' else 'baseline'}: {name}"
+
+
 def _metrics_table(report: dict[str, Any]) -> str:
     metrics: dict[str, dict[str, Any]] = report.get("metrics") or {}
     baselines: dict[str, dict[str, Any]] = report.get("baselines") or {}
@@ -94,7 +141,7 @@ def _metrics_table(report: dict[str, Any]) -> str:
         return "<p>No metrics were recorded.</p>"
     splits = [s for s in ("train", "val", "test") if s in metrics]
     head = "".join(f"<th>{_e(s)}</th>" for s in splits)
-    head += "".join(f"<th>baseline: {_e(b)} (test)</th>" for b in baselines)
+    head += "".join(f"<th>{_e(baseline_label(report, b))} (test)</th>" for b in baselines)
     rows = []
     for name in names:
         cells = "".join(f"<td class='num'>{_num(metrics[s].get(name, ''))}</td>" for s in splits)

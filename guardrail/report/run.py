@@ -3,8 +3,8 @@
 ``report.json`` keys: ``schema``, ``guardrail_version``, ``recipe``, ``overrides``, ``status``
 (``running``, ``completed``, ``interrupted``, ``failed``), ``error``, ``started_at``,
 ``finished_at``, ``metrics`` (split -> name -> value), ``baselines`` (name -> metric -> test
-value), ``history`` (one row per epoch), ``findings`` (counts by severity and by check) and
-``files``.
+value), ``baseline_roles`` (name -> ``trivial`` or ``reference``), ``history`` (one row per
+epoch), ``findings`` (counts by severity and by check) and ``files``.
 
 Example:
     >>> import tempfile, pathlib
@@ -32,7 +32,6 @@ from guardrail.io import write_json, write_jsonl, write_text
 FINDINGS_FILE = "findings.jsonl"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
-STATUSES = ("running", "completed", "interrupted", "failed")
 SCHEMA = 1
 
 

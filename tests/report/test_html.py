@@ -21,15 +21,60 @@ def test_page_is_self_contained():
     assert "https://" not in page and "<link" not in page and "src=" not in page
 
 
+BEATEN = Finding("baseline.compared", "info", "Compared with 1 baseline(s) on test.", where="test",
+                 evidence={"beaten": "mean", "not_beaten": "", "compared": 1, "stage": "test"})
+
+
 def test_lights_for_a_healthy_run_are_green():
     report = {"status": "completed", "metrics": {"test": {"rmse": 1.0}},
               "baselines": {"mean": {"rmse": 2.0}}}
-    assert [c for c, _ in traffic_lights(report, [])] == ["green", "green", "green"]
+    lights = traffic_lights(report, [BEATEN])
+    assert [c for c, _ in lights] == ["green", "green", "green"]
+    assert lights[1][1] == "The model beats every baseline (mean) on the held-out test split."
 
 
 def test_lights_for_a_run_that_lost_to_its_baseline_are_red():
     report = {"status": "completed", "metrics": {"test": {"rmse": 3.0}},
               "baselines": {"mean": {"rmse": 2.0}}}
     lost = Finding("baseline.not_beaten", "error", "rmse 3 does not beat 2.", where="test/rmse")
-    colours = [c for c, _ in traffic_lights(report, [lost])]
+    colours = [c for c, _ in traffic_lights(report, [lost, BEATEN])]
     assert colours == ["green", "red", "red"]
+
+
+def test_a_simpler_model_as_good_is_amber():
+    report = {"status": "completed", "metrics": {"test": {"ap": 0.0176}},
+              "baselines": {"logistic": {"ap": 0.0175}}}
+    simpler = Finding("baseline.simpler_model_suffices", "warning",
+                      "The simpler model is as good.", where="test/ap")
+    colour, sentence = traffic_lights(report, [simpler, BEATEN])[1]
+    assert colour == "amber" and sentence.startswith("A simpler model is as good as this one")
+
+
+def test_a_baseline_never_compared_is_grey_not_green():
+    # baselines and test metrics were recorded, but the model logs none of their metrics
+    report = {"status": "completed", "metrics": {"test": {"loss": 1.0}},
+              "baselines": {"mean": {"rmse": 2.0}}}
+    not_compared = Finding("baseline.not_compared", "info", "rmse not logged.", where="test/rmse")
+    colour, sentence = traffic_lights(report, [not_compared])[1]
+    assert colour == "grey" and "could be compared" in sentence
+    assert traffic_lights(report, [])[1][0] == "grey"
+    missing = Finding("baseline.missing", "info", "No baseline.")
+    assert "no baselines()" in traffic_lights(report, [missing])[1][1]
+
+
+def test_ties_the_metric_cannot_separate_are_named_in_a_green_light():
+    tie = Finding("baseline.not_separable", "info", "equal.", where="test/recall_at_1pct_fpr")
+    colour, sentence = traffic_lights({"status": "completed"}, [BEATEN, tie])[1]
+    assert colour == "green" and "cannot separate them: test/recall_at_1pct_fpr" in sentence
+
+
+def test_reference_models_are_labelled_in_the_metrics_table():
+    report = {"status": "completed", "metrics": {"test": {"ap": 0.04}},
+              "baselines": {"prior": {"ap": 0.01}, "logistic": {"ap": 0.03}},
+              "baseline_roles": {"prior": "trivial", "logistic": "reference"}}
+    page = render_html(report, [])
+    assert "baseline: prior (test)" in page and "reference model: logistic (test)" in page
+
+
+def test_long_unbroken_strings_may_wrap():
+    assert "overflow-wrap:anywhere" in render_html({"status": "completed"}, [])
