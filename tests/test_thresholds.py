@@ -21,7 +21,7 @@ README = (ROOT / "README.md").read_text()
 YAML_BLOCK = {  # thresholds class -> its callback's block in configs/guardrails/default.yaml
     "ResolutionThresholds": "architecture", "ActivationThresholds": "activation_probe",
     "GradientThresholds": "gradient_probe", "LossThresholds": "loss_probe",
-    "ResourceThresholds": "resources",
+    "BaselineThresholds": "baseline_check", "ResourceThresholds": "resources",
 }
 
 

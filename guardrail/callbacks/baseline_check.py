@@ -63,6 +63,7 @@ class BaselineCheck(GuardrailCallback):
     """
 
     state_key_fields = ("stage",)
+    family = "baseline"
 
     def __init__(self, policy: Policy = "record", stage: str = "test",
                  thresholds: BaselineThresholds | Mapping[str, Any] | None = None) -> None:
