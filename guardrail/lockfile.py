@@ -6,6 +6,10 @@ true``. ``config`` holds the recipe's config composed *without* command-line ove
 (unresolved: interpolations stay as written); ``effective`` the settings read from the live
 objects (samplers, optimiser, trainer, hyperparameters).
 
+A relative lock folder (``locks`` by default) is resolved against the *project root*: the git
+work tree that holds the current directory, else the current directory. A run started from a
+subfolder of the repository judges the committed lock, not a fresh one beside it.
+
 Example:
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "demo.lock.yaml"
@@ -17,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,39 @@ CONFIG_MODULE = "guardrail.configs"
 def lock_path(lock_dir: str | Path, name: str) -> Path:
     """Where the lock of ``name`` lives."""
     return Path(lock_dir) / f"{name}{SUFFIX}"
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The git work tree holding ``start`` (default: the current directory), else ``start``.
+
+    Walks up to the first folder with a ``.git`` entry (a folder, or the file of a worktree
+    or submodule); no ``git`` process is started.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()).resolve()
+        >>> (root / ".git").mkdir(); (root / "src" / "deep").mkdir(parents=True)
+        >>> project_root(root / "src" / "deep") == root
+        True
+
+    """
+    here = Path(start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return here
+
+
+def resolve_lock_dir(lock_dir: str | Path, start: str | Path | None = None) -> Path:
+    """``lock_dir`` made absolute: a relative one is taken from :func:`project_root`.
+
+    Example:
+        >>> resolve_lock_dir("/abs/locks")
+        PosixPath('/abs/locks')
+
+    """
+    path = Path(lock_dir).expanduser()
+    return path if path.is_absolute() else project_root(start) / path
 
 
 def lock_hash(config: dict[str, Scalar], effective: dict[str, Scalar]) -> str:
@@ -80,15 +118,24 @@ def write_lock(path: str | Path, name: str, config: dict[str, Scalar],
     write_text(path, header + body)
 
 
-def composed_config(recipe: str, config_name: str = "train") -> dict[str, Scalar]:
+def _recipe_overrides(recipe: str, searchpath: Sequence[str]) -> list[str]:
+    from guardrail.recipe import searchpath_override
+
+    searchpath = list(dict.fromkeys(searchpath))
+    return [f"recipe={recipe}"] + ([searchpath_override(searchpath)] if searchpath else [])
+
+
+def composed_config(recipe: str, config_name: str = "train",
+                    searchpath: Sequence[str] = ()) -> dict[str, Scalar]:
     """The recipe's config composed without any other override, flat and unresolved.
 
-    Uses the running Hydra app's search path when called inside one.
+    Uses the running Hydra app's search path when called inside one (``--config-dir``);
+    ``searchpath`` repeats its ``hydra.searchpath``, which Hydra reads per composition.
     """
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    overrides = [f"recipe={recipe}"]
+    overrides = _recipe_overrides(recipe, searchpath)
     if GlobalHydra.instance().is_initialized():
         cfg = compose(config_name=config_name, overrides=overrides)
     else:
@@ -98,19 +145,32 @@ def composed_config(recipe: str, config_name: str = "train") -> dict[str, Scalar
 
 
 def compose_recipe(recipe: str, config_dir: str | Path | None = None,
-                   config_name: str = "train") -> Any:
-    """The recipe's DictConfig without other overrides, from the package or ``config_dir``."""
-    from hydra import compose, initialize_config_dir, initialize_config_module
+                   config_name: str = "train", searchpath: Sequence[str] = ()) -> Any:
+    """The recipe's DictConfig without other overrides, as the app composes it.
 
-    init = initialize_config_dir(str(Path(config_dir).absolute()), version_base="1.3") \
-        if config_dir else initialize_config_module(CONFIG_MODULE, version_base="1.3")
-    with init:
-        return compose(config_name=config_name, overrides=[f"recipe={recipe}"])
+    The search path is the package's configs, then ``config_dir`` (like the app's
+    ``--config-dir``), then ``searchpath`` (like ``hydra.searchpath``).
+    """
+    from hydra import compose, initialize_config_module
+
+    from guardrail.recipe import as_source
+
+    sources = [as_source(config_dir)] if config_dir else []
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        return compose(config_name=config_name,
+                       overrides=_recipe_overrides(recipe, [*sources, *searchpath]))
 
 
 def approve_recipe(recipe: str, lock_dir: str | Path, config_dir: str | Path | None,
-                   scratch: str | Path) -> tuple[Path, list[Any]]:
+                   scratch: str | Path, searchpath: Sequence[str] = ()) -> tuple[Path, list[Any]]:
     """Rewrite ``recipe``'s lock from its config and the objects it builds.
+
+    Args:
+        recipe: The recipe's name.
+        lock_dir: Folder of the locks; a relative one is taken from the project root.
+        config_dir: A config folder added to the search path (the app's ``--config-dir``).
+        scratch: A folder for whatever building the objects writes.
+        searchpath: Further search-path entries (the app's ``hydra.searchpath``).
 
     Returns:
         The lock's path and the changes from the previous lock (empty for a new one).
@@ -124,7 +184,7 @@ def approve_recipe(recipe: str, lock_dir: str | Path, config_dir: str | Path | N
     from guardrail.checks.config_lock import diff_settings
     from guardrail.effective import effective_settings, optimizers_of, trainer_settings
 
-    cfg = compose_recipe(recipe, config_dir)
+    cfg = compose_recipe(recipe, config_dir, searchpath=searchpath)
     config = flatten(OmegaConf.to_container(cfg, resolve=False))
     with open_dict(cfg):
         cfg.paths.output_dir = str(scratch)
@@ -138,7 +198,7 @@ def approve_recipe(recipe: str, lock_dir: str | Path, config_dir: str | Path | N
         {"train": datamodule.train_dataloader(), "val": datamodule.val_dataloader()},
         optimizers_of(built.module.configure_optimizers()), trainer_settings(trainer),
         built.module.hparams, getattr(datamodule, "hparams", None))
-    path = lock_path(lock_dir, recipe)
+    path = lock_path(resolve_lock_dir(lock_dir), recipe)
     old = read_lock(path) if path.is_file() else None
     changes = [] if old is None else (diff_settings(old["config"], config, "config")
                                       + diff_settings(old["effective"], effective, "effective"))

@@ -2,6 +2,8 @@
 
 Hydra's own errors for a typo suggest appending the misspelt key (``+model.poool=8``); ours
 name the key, suggest the close ones, list the valid options, and every problem at once.
+Recipes are looked up on the same search path Hydra will use: the package's configs, a
+``--config-dir`` and ``hydra.searchpath`` (:mod:`guardrail.recipe`).
 
 Example:
     >>> check_argv(["recipe=wea", "model.pool=2"]) is None
@@ -26,7 +28,13 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from guardrail.recipes import RECIPES
+from guardrail.recipe import (
+    RecipeInfo,
+    discover_recipes,
+    search_path,
+    searchpath_override,
+    unknown_recipe_message,
+)
 
 CONFIG_MODULE = "guardrail.configs"
 GROUPS = ("recipe", "trainer", "guardrails", "logger")
@@ -49,19 +57,45 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def config_dir_of(argv: list[str]) -> str | None:
+    """The ``--config-dir`` (``-cd``) of a command line, or None.
+
+    Example:
+        >>> config_dir_of(["recipe=a", "--config-dir", "my_configs"])
+        'my_configs'
+
+    """
+    found = None
+    for arg, following in zip(argv, [*argv[1:], None], strict=True):
+        if arg in ("--config-dir", "-cd"):
+            found = following
+        elif arg.startswith("--config-dir="):
+            found = arg.partition("=")[2]
+    return found
+
+
 def check_argv(argv: list[str]) -> str | None:
     """Every problem of a ``guardrail.train`` command line in one message, or None if fine."""
     if any(a.split("=")[0] in _PASS_THROUGH for a in argv):
         return None
     overrides, multirun = _overrides(argv)
-    problems = _group_problems(overrides)
+    config_dir = config_dir_of(argv)
+    if config_dir and not Path(config_dir).expanduser().is_dir():
+        return (f"The config folder '--config-dir {config_dir}' does not exist "
+                f"(looked for {Path(config_dir).expanduser().absolute()}). Give the folder "
+                "that holds your `recipe/<name>.yaml`, e.g. `--config-dir configs`.")
+    sources = search_path(config_dir, overrides)
+    problems = _group_problems(overrides, discover_recipes(sources))
     if problems:
         return "\n\n".join(problems)
     groups = [o for o in overrides if _key(o) in GROUPS]
+    hydra_overrides = [o for o in overrides
+                       if _key(o).startswith("hydra.") and _key(o) != "hydra.searchpath"]
+    if sources:
+        hydra_overrides.append(searchpath_override(sources))
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            cfg = compose("train", overrides=groups + [o for o in overrides if _key(o).startswith(
-                "hydra.")], return_hydra_config=True)
+            cfg = compose("train", overrides=groups + hydra_overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         first = str(err).strip().splitlines()[0]
         return (f"The command line {' '.join(overrides)!r} does not compose into a config: "
@@ -93,22 +127,23 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _group_problems(overrides: list[str]) -> list[str]:
+def _group_problems(overrides: list[str], recipes: tuple[RecipeInfo, ...]) -> list[str]:
     problems = []
     for override in overrides:
         key, _, value = override.partition("=")
         group = key.lstrip("+")
         if group not in GROUPS or not value:
             continue
-        options = [r.name for r in RECIPES] if group == "recipe" else group_options(group)
+        options = [r.name for r in recipes] if group == "recipe" else group_options(group)
         for choice in value.split(","):  # a multirun sweep lists several
             if choice in options:
                 continue
             if group == "recipe":
-                listing = "\n".join(f"  {r.name:<6} {r.title}: {r.description}" for r in RECIPES)
-                problems.append(f"Unknown recipe {choice!r}. Available recipes:\n{listing}\n"
-                                "Run one with `python -m guardrail.train recipe=wea`"
-                                " (`guardrail ls` lists them too).")
+                problems.append(unknown_recipe_message(
+                    choice, recipes, "Run one with `python -m guardrail.train recipe=wea` "
+                    "(`guardrail ls` lists them too). A recipe of your own is "
+                    "`configs/recipe/<name>.yaml` in the folder you run from, or in a "
+                    "`--config-dir`; `guardrail new <name>` writes a working one."))
             else:
                 problems.append(f"Unknown {group} {choice!r}; available: {', '.join(options)}. "
                                 f"Choose one with `{group}={options[0]}`.")

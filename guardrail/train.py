@@ -6,16 +6,28 @@ split with the best checkpoint, and leaves a run directory (report.json, report.
 findings.jsonl, metrics/, checkpoints/, .hydra/). Bad input ends with one clear paragraph on
 stderr and exit status 2, never a bare traceback; the run directory still says what happened.
 
+``resume=RUN_DIR`` continues an interrupted run from ``RUN_DIR/checkpoints/last.ckpt``, in the
+same run directory, replaying the overrides it started with (``.hydra/overrides.yaml``) so that
+it trains under the same config; the config lock judges it as it judged the first start.
+
+Run from a folder with a ``configs/`` directory, that folder's configs join Hydra's search
+path and its Python modules are importable, so a team's own ``configs/recipe/myproj.yaml``
+(see ``guardrail new``) runs as ``recipe=myproj``; ``--config-dir DIR`` adds another config
+folder (and makes the folder above it importable).
+
 Examples:
     python -m guardrail.train recipe=est
     python -m guardrail.train recipe=wea model.pool=8 trainer.max_epochs=5
     python -m guardrail.train recipe=wea guardrails=strict logger=tensorboard
     python -m guardrail.train recipe=est --cfg job      # print the composed config
+    python -m guardrail.train recipe=myproj --config-dir ~/myproj/configs
+    python -m guardrail.train resume=outputs/est/2026-01-01_12-00-00   # continue a run
 
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -29,8 +41,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from guardrail.build import build
 from guardrail.callbacks import RunReport
-from guardrail.errors import GuardrailError
-from guardrail.preflight import check_argv
+from guardrail.errors import ConfigError, GuardrailError
+from guardrail.preflight import check_argv, config_dir_of
+from guardrail.recipe import make_importable, search_path, with_project_configs
 
 EXIT_USAGE = 2
 
@@ -59,7 +72,7 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
         callbacks += [hydra.utils.instantiate(cfg.checkpoint), report]
         logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
         trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.get("resume")))
         if trainer.interrupted:
             return report.report
         ckpt_path = _test_checkpoint(trainer, cfg.get("ckpt_path"))
@@ -74,6 +87,66 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
         raise
     _print_summary(report.report, output_dir)
     return report.report
+
+
+def resume_checkpoint(run_dir: str | None) -> str | None:
+    """The checkpoint ``resume=RUN_DIR`` continues from (None for a new run).
+
+    Raises:
+        ConfigError: The run directory has no ``checkpoints/last.ckpt``.
+
+    """
+    if not run_dir:
+        return None
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise ConfigError(
+            f"resume={run_dir}: there is no {last} to continue from (the run stopped before its "
+            "first epoch ended, or its config did not save one: `checkpoint.save_last=true`). "
+            "Start it again without `resume=`.")
+    return str(last)
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """``argv`` with ``resume=RUN_DIR`` expanded into the run's own overrides and directory.
+
+    The run's task overrides come from ``RUN_DIR/.hydra/overrides.yaml``, its
+    ``hydra.searchpath`` and ``--config-dir`` from ``.hydra/hydra.yaml``; the output directory
+    is ``RUN_DIR`` itself. A command line that already names ``hydra.run.dir`` (a DDP rank
+    relaunched with the expanded line) is returned as it is.
+
+    Raises:
+        ConfigError: ``RUN_DIR`` is no run directory, or other overrides would change the run.
+
+    """
+    resume = [a for a in argv if a.startswith("resume=")]
+    value = resume[-1].partition("=")[2] if resume else ""
+    if not value or value == "null" or any(a.startswith("hydra.run.dir=") for a in argv):
+        return argv
+    import yaml
+
+    run_dir = Path(value).expanduser().absolute()
+    hydra_dir = run_dir / ".hydra"
+    if not (hydra_dir / "overrides.yaml").is_file():
+        raise ConfigError(f"resume={value}: {run_dir} is not a run directory of the app (it has "
+                          "no .hydra/overrides.yaml). Give the folder a run was written to, "
+                          "e.g. `resume=outputs/est/2026-01-01_12-00-00`.")
+    others = [a for a in argv if a not in resume]
+    if others:
+        raise ConfigError(f"resume={value} continues the run under its own config; "
+                          f"{' '.join(shlex.quote(a) for a in others)} would change it. Drop "
+                          "them, or start a new run with them.")
+    original = [o for o in yaml.safe_load((hydra_dir / "overrides.yaml").read_text()) or []
+                if not o.startswith("resume=")]
+    hydra_yaml = yaml.safe_load((hydra_dir / "hydra.yaml").read_text()) \
+        if (hydra_dir / "hydra.yaml").is_file() else {}
+    hydra_cfg = (hydra_yaml or {}).get("hydra", {})
+    searchpath = [o for o in hydra_cfg.get("overrides", {}).get("hydra", [])
+                  if o.startswith("hydra.searchpath=")]
+    config_dirs = [s["path"] for s in hydra_cfg.get("runtime", {}).get("config_sources", [])
+                   if s.get("provider") == "command-line" and s.get("schema") == "file"]
+    flags = ["--config-dir", config_dirs[0]] if config_dirs else []
+    return [*flags, *original, *searchpath, f"resume={run_dir}", f"hydra.run.dir={run_dir}"]
 
 
 def _test_checkpoint(trainer: pl.Trainer, wanted: str | None) -> str | None:
@@ -116,6 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     # Lightning 2.6 on torch 2.13 warns about its own pytree use on every batch transfer.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        argv = resume_argv(argv)
+    except ConfigError as err:
+        print(f"guardrail: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    config_dir = config_dir_of(argv)
+    argv = with_project_configs(argv, config_dir=config_dir)
+    make_importable(search_path(config_dir, argv))
     problem = check_argv(argv)
     if problem:
         print(f"guardrail: error: {problem}", file=sys.stderr)

@@ -28,6 +28,7 @@ def test_wheel_ships_configs_and_recipes(installed):
     assert "guardrail/configs/train.yaml" in names
     assert "guardrail/configs/recipe/wea.yaml" in names
     assert "guardrail/recipes/wea/data.py" in names
+    assert "guardrail/templates/data.py.tmpl" in names  # `guardrail new`
     assert not any(n.startswith(("configs/", "recipes/", "tests/")) for n in names)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,14 @@ from guardrail.distributed import on_rank_zero
 from guardrail.effective import Scalar, run_settings
 from guardrail.errors import ConfigError
 from guardrail.findings import Finding, Severity
-from guardrail.lockfile import composed_config, lock_hash, lock_path, read_lock, write_lock
+from guardrail.lockfile import (
+    composed_config,
+    lock_hash,
+    lock_path,
+    read_lock,
+    resolve_lock_dir,
+    write_lock,
+)
 
 Mode = Literal["strict", "warn", "off"]
 MODES = ("strict", "warn", "off")
@@ -48,10 +56,14 @@ class ConfigLock(GuardrailCallback):
     Config keys are only locked inside a Hydra app; a plain Lightning project locks the
     effective settings, under the module's class name.
 
+    A relative ``lock_dir`` is taken from the project root: the git work tree holding the
+    directory the run was started from, else that directory. Every lock finding names the
+    lock file (message and ``evidence["lock_file"]``).
+
     Args:
         mode: ``strict`` (refuse), ``warn`` (a warning finding, training goes on) or ``off``.
-        lock_dir: Folder of the lock files, relative to the working directory the run was
-            started from.
+        lock_dir: Folder of the lock files; a relative one is resolved against the project
+            root (see :func:`guardrail.lockfile.resolve_lock_dir`).
         name: The lock's name; default: the Hydra ``recipe`` choice, else the module's class.
 
     Example:
@@ -78,6 +90,7 @@ class ConfigLock(GuardrailCallback):
         self.lock_dir = Path(lock_dir)
         self.name = name
         self.overrides: list[str] = []
+        self.config_dirs: list[str] = []
         self.config: dict[str, Scalar] | None = None
         self.locked_hash: str | None = None
         self._resumed_hash: str | None = None
@@ -106,13 +119,14 @@ class ConfigLock(GuardrailCallback):
                 "config.lock_created", Severity.INFO,
                 f"No config lock existed for '{self.lock_name}'; this run's settings were "
                 f"written to {self.path}.", where=str(self.path),
+                evidence={"lock_file": str(self.path)},
                 hint="Review the file and commit it: later changes to it will need approval."))
             self.locked_hash = lock_hash(config, effective)
         else:
             changes = diff_settings(lock["effective"], effective, "effective")
             changes, notes = distributed_sampler_findings(changes, lock["effective"], effective)
             for note in notes:
-                self.emit(trainer, note)
+                self.emit(trainer, self._with_path(note, in_message=False))
             refused, allowed = split_by_overrides(changes, self.overrides)
             if self._resumed_hash and self._resumed_hash != lock_hash(lock["config"],
                                                                       lock["effective"]):
@@ -150,36 +164,50 @@ class ConfigLock(GuardrailCallback):
         if self.config is None:
             return f"rm {shlex.quote(str(self.path))} (a fresh lock is written by the next run)"
         lock_dir = shlex.quote(str(self.lock_dir))
-        return f"guardrail approve recipe={self.lock_name} --lock-dir {lock_dir}"
+        config_dirs = "".join(f" --config-dir {shlex.quote(d)}" for d in self.config_dirs)
+        return f"guardrail approve recipe={self.lock_name} --lock-dir {lock_dir}{config_dirs}"
 
     def _read_hydra(self, pl_module: LightningModule) -> None:
         from hydra.core.hydra_config import HydraConfig
 
         if not HydraConfig.initialized():
             self.name = self.name or type(pl_module).__name__
+            self.lock_dir = resolve_lock_dir(self.lock_dir)
             return
         hydra_cfg = HydraConfig.get()
         recipe = hydra_cfg.runtime.choices.get("recipe")
         self.name = self.name or recipe or type(pl_module).__name__
-        if not self.lock_dir.is_absolute():
-            self.lock_dir = Path(hydra_cfg.runtime.cwd) / self.lock_dir
+        self.lock_dir = resolve_lock_dir(self.lock_dir, hydra_cfg.runtime.cwd)
         self.overrides = list(hydra_cfg.overrides.task)
+        # Folders of the user's configs (`--config-dir`, `hydra.searchpath`): approval
+        # composes the recipe from the same search path.
+        self.config_dirs = [str(s.path) for s in hydra_cfg.runtime.config_sources
+                            if s.provider != "hydra" and s.provider != "main"
+                            and s.schema == "file"]
         if recipe:
-            self.config = composed_config(recipe, hydra_cfg.job.config_name)
+            self.config = composed_config(recipe, hydra_cfg.job.config_name,
+                                          [str(s) for s in hydra_cfg.searchpath])
+
+    def _with_path(self, finding: Finding, in_message: bool = True) -> Finding:
+        """``finding`` naming the lock file in its evidence (and at the end of its message)."""
+        message = f"{finding.message}\nLock file: {self.path}" if in_message else finding.message
+        return dataclasses.replace(finding, message=message,
+                                   evidence={**finding.evidence, "lock_file": str(self.path)})
 
     def _judge(self, trainer: Trainer, refused: list[Any], allowed: list[Any]) -> None:
         if allowed:
             self.emit(trainer, Finding(
                 "config.override", Severity.INFO,
-                "Command-line overrides changed locked effective settings: "
+                f"Command-line overrides changed settings locked in {self.path}: "
                 + "; ".join(str(c) for c in allowed),
-                where=allowed[0].key, evidence={"overrides": self.overrides},
+                where=allowed[0].key,
+                evidence={"overrides": self.overrides, "lock_file": str(self.path)},
                 hint="Recorded as a deliberate experiment; approve it to make it the default."))
         finding = lock_finding(refused, self.lock_name, self.approve_command)
         if finding is not None and self.mode == "warn":
-            finding = Finding(**{**finding.__dict__, "severity": Severity.WARNING})
+            finding = dataclasses.replace(finding, severity=Severity.WARNING)
         if finding is not None:
-            self.emit(trainer, finding)
+            self.emit(trainer, self._with_path(finding))
         self.enforce(trainer)
 
 

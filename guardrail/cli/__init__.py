@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from guardrail.cli import approve, diff, ls, report
+from guardrail.cli import approve, diff, ls, new, report
 from guardrail.errors import GuardrailError
+from guardrail.recipe import make_importable
 
-SUBCOMMANDS = (ls, diff, approve, report)
+SUBCOMMANDS = (ls, new, diff, approve, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="guardrail",
         description="Inspect guardrail recipes and runs. Train with "
                     "`python -m guardrail.train recipe=<name>`.",
-        epilog="examples:\n  guardrail ls\n  guardrail diff RUN_A RUN_B\n"
+        epilog="examples:\n  guardrail ls\n  guardrail new myproj\n  guardrail diff RUN_A RUN_B\n"
                "  guardrail approve recipe=est\n"
                "  guardrail report outputs/wea/2026-01-01_12-00-00",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 usage or input error)."""
     args = build_parser().parse_args(argv)
+    make_importable([])  # the current folder: a recipe's `_target_`s import from it
     try:
         return int(args.run(args))
     except GuardrailError as err:

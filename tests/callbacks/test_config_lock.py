@@ -61,6 +61,7 @@ def test_changed_code_default_is_refused_through_the_effective_settings(tmp_path
     assert "train_dataloader.sampler: SequentialSampler → RandomSampler" in message
     assert "train_dataloader.shuffle: false → true" in message
     assert "rm " in message  # outside a Hydra app, approval is deleting the lock
+    assert f"Lock file: {tmp_path / 'demo.lock.yaml'}" in message
 
 
 def test_warn_mode_records_a_warning_and_trains_on(tmp_path, monkeypatch):
@@ -87,3 +88,22 @@ def test_resuming_a_checkpoint_of_another_lock_is_refused(tmp_path):
 def test_bad_mode_names_the_options():
     with pytest.raises(ValueError, match="mode='loose' is not one of strict, warn, off"):
         ConfigLock(mode="loose")
+
+
+def test_relative_lock_dir_is_taken_from_the_git_work_tree(tmp_path, monkeypatch):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "src" / "deep")
+    lock = ConfigLock(lock_dir="locks", name="demo")
+    fit(lock)
+    written = tmp_path / "locks" / "demo.lock.yaml"
+    assert written.is_file() and not (tmp_path / "src" / "deep" / "locks").exists()
+    (finding,) = lock.findings
+    assert finding.evidence["lock_file"] == str(written) and str(written) in finding.message
+
+
+def test_relative_lock_dir_outside_a_git_work_tree_is_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    fit(ConfigLock(lock_dir="locks", name="demo"))
+    assert (tmp_path / "here" / "locks" / "demo.lock.yaml").is_file()
