@@ -80,6 +80,8 @@ class ConfigLock(GuardrailCallback):
 
     """
 
+    family = "config"
+
     def __init__(self, mode: Mode = "strict", lock_dir: str | Path = "locks",
                  name: str | None = None) -> None:
         if mode not in MODES:

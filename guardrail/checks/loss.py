@@ -35,7 +35,7 @@ class LossThresholds(Thresholds):
 
     initial_factor: float = limit(
         3.0, "loss.initial", "the first loss fires above this multiple of an untrained "
-        "model's loss (plus `initial_margin`)", low=1, shown="3×")
+        "model's loss (plus `initial_margin`)", low=1, shown="3×")  # noqa: RUF001
     initial_margin: float = limit(
         1.0, "loss.initial", "absolute slack added, so tiny expected losses make no alarms",
         low=0, shown="+1")
@@ -43,7 +43,7 @@ class LossThresholds(Thresholds):
         10, "loss.divergence", "steps in each running median", low=1, integer=True)
     divergence_factor: float = limit(
         10.0, "loss.divergence", "the recent median fires above this multiple of the best "
-        "median", low=1, open_low=True, shown="10×")
+        "median", low=1, open_low=True, shown="10×")  # noqa: RUF001
     plateau_min_epochs: int = limit(
         4, "loss.plateau", "epochs before a plateau is judged", low=1, integer=True,
         shown="4 epochs")
