@@ -3,7 +3,10 @@
 Composes ``configs/train.yaml`` with Hydra, instantiates datamodule, network, module,
 guardrail callbacks, logger and trainer from their ``_target_``s, fits, tests on the held-out
 split with the best checkpoint, and leaves a run directory (report.json, report.html,
-findings.jsonl, metrics/, checkpoints/, .hydra/). Bad input ends with one clear paragraph on
+findings.jsonl, metrics/, checkpoints/, .hydra/, train.log). On a terminal it shows
+Lightning's progress bar; with stdout redirected, one plain line per epoch (and every 30 s
+within a long one) on stdout and in train.log. The summary at the end names every error and
+warning. Bad input ends with one clear paragraph on
 stderr and exit status 2, never a bare traceback; the run directory still says what happened.
 
 ``resume=RUN_DIR`` continues an interrupted run from ``RUN_DIR/checkpoints/last.ckpt``, in the
@@ -40,7 +43,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from guardrail.build import build
-from guardrail.callbacks import RunReport
+from guardrail.callbacks import ProgressLog, RunReport
 from guardrail.errors import ConfigError, GuardrailError
 from guardrail.preflight import check_argv, config_dir_of
 from guardrail.recipe import make_importable, search_path, with_project_configs
@@ -71,7 +74,12 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
                      for c in cfg.guardrails.callbacks.values()]
         callbacks += [hydra.utils.instantiate(cfg.checkpoint), report]
         logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
-        trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+        bar = {}
+        if cfg.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
+            # A bar redraws a terminal line; in a file or CI log it says nothing useful.
+            callbacks.append(ProgressLog(use_logging=True))
+            bar = {"enable_progress_bar": False}
+        trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg.get("resume")))
         if trainer.interrupted:
             return report.report
@@ -162,9 +170,14 @@ def _print_summary(report: dict[str, Any], output_dir: Path) -> None:
     from rich.console import Console
 
     from guardrail.report import render_summary
+    from guardrail.report.run import load_run
 
+    try:
+        findings = load_run(output_dir)[1]
+    except GuardrailError:  # no findings file: the counts alone
+        findings = []
     # soft_wrap: paths stay whole (copy-pasteable) when stdout is not a terminal
-    Console(soft_wrap=True).print(render_summary(report, output_dir))
+    Console(soft_wrap=True).print(render_summary(report, output_dir, findings))
 
 
 @hydra.main(version_base="1.3", config_path="pkg://guardrail.configs", config_name="train")

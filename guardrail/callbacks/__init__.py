@@ -21,6 +21,7 @@ from guardrail.callbacks.data_probe import DataProbe
 from guardrail.callbacks.determinism_guard import DeterminismGuard
 from guardrail.callbacks.gradient_probe import GradientProbe
 from guardrail.callbacks.loss_probe import LossProbe
+from guardrail.callbacks.progress import ProgressLog
 from guardrail.callbacks.resource_monitor import ResourceMonitor
 from guardrail.callbacks.run_manifest import RunManifest
 from guardrail.callbacks.run_report import RunReport
@@ -36,6 +37,7 @@ __all__ = [
     "GradientProbe",
     "GuardrailCallback",
     "LossProbe",
+    "ProgressLog",
     "ResourceMonitor",
     "RunManifest",
     "RunReport",

@@ -4,16 +4,23 @@ Example:
     >>> import io
     >>> from rich.console import Console
     >>> console = Console(width=100, record=True, file=io.StringIO())
+    >>> from guardrail.findings import Finding
     >>> console.print(render_summary({"recipe": "wea", "status": "completed",
     ...     "metrics": {"test": {"rmse_k": 0.5}}, "baselines": {"pixel_mean": {"rmse_k": 3.4}},
-    ...     "findings": {"by_severity": {"error": 0, "warning": 1, "info": 2}}}, "/tmp/run"))
-    >>> "pixel_mean" in console.export_text()
+    ...     "findings": {"by_severity": {"error": 0, "warning": 1, "info": 2}}}, "/tmp/run",
+    ...     [Finding("loss.plateau", "warning", "The val loss has not improved.", where="val_loss"),
+    ...      Finding("data.skipped", "info", "Ids were not judged.")]))
+    >>> text = console.export_text()
+    >>> "pixel_mean" in text
     True
+    >>> [line for line in text.splitlines() if "loss.plateau" in line]
+    ['  warning loss.plateau at val_loss: The val loss has not improved.']
 
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +28,20 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from guardrail.findings import Finding, Severity
 from guardrail.report.html import baseline_label
 from guardrail.report.run import REPORT_HTML, REPORT_JSON
 
 _STYLE = {"completed": "green", "interrupted": "yellow", "failed": "red", "running": "yellow"}
 
 
-def render_summary(report: dict[str, Any], run_dir: str | Path) -> Group:
-    """Metrics against baselines, findings by severity and the report paths."""
+def render_summary(report: dict[str, Any], run_dir: str | Path,
+                   findings: Sequence[Finding] = ()) -> Group:
+    """Metrics against baselines, findings by severity, each error and warning, the paths.
+
+    Every error and warning among ``findings`` gets one line (severity, check, where and
+    message), errors first, so the terminal says what is wrong without opening a file.
+    """
     status = report.get("status", "running")
     title = Text.assemble(("guardrail ", "bold"), (str(report.get("recipe") or "run"), "bold"),
                           ": ", (status, _STYLE.get(status, "red")))
@@ -44,7 +57,7 @@ def render_summary(report: dict[str, Any], run_dir: str | Path) -> Group:
         row += [f"{b[metric]:.4g}" if metric in b else "" for b in baselines.values()]
         table.add_row(*row)
     counts = (report.get("findings") or {}).get("by_severity", {})
-    findings = Text.assemble(
+    counted = Text.assemble(
         "findings: ", (f"{counts.get('error', 0)} error", "red"), ", ",
         (f"{counts.get('warning', 0)} warning", "yellow"), ", ", f"{counts.get('info', 0)} info")
     run_dir = Path(run_dir)
@@ -54,5 +67,12 @@ def render_summary(report: dict[str, Any], run_dir: str | Path) -> Group:
         parts.append(Text(str(report["error"]), style="red"))
     if test:
         parts.append(table)
-    parts += [findings, paths]
+    parts.append(counted)
+    order = {Severity.ERROR: 0, Severity.WARNING: 1}
+    for f in sorted((f for f in findings if f.severity in order), key=lambda f: order[f.severity]):
+        style = "red" if f.severity is Severity.ERROR else "yellow"
+        where = f" at {f.where}" if f.where else ""
+        parts.append(Text.assemble("  ", (f.severity.value, style), f" {f.check}{where}: ",
+                                   f.message))
+    parts.append(paths)
     return Group(*parts)
