@@ -9,7 +9,9 @@ within a long one) on stdout and in train.log. The summary at the end names ever
 warning. Bad input ends with one clear paragraph on
 stderr and exit status 2, never a bare traceback; the run directory still says what happened.
 
-``resume=RUN_DIR`` continues an interrupted run from ``RUN_DIR/checkpoints/last.ckpt``, in the
+SIGTERM (a scheduler's preemption or time limit) saves a last checkpoint, leaves status
+``interrupted`` with the signal named, and exits with status 143. ``resume=RUN_DIR``
+continues an interrupted run from ``RUN_DIR/checkpoints/last.ckpt``, in the
 same run directory, replaying the overrides it started with (``.hydra/overrides.yaml``) so that
 it trains under the same config; the config lock judges it as it judged the first start.
 
@@ -31,6 +33,7 @@ Examples:
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -40,6 +43,7 @@ import hydra
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from guardrail.build import build
@@ -49,6 +53,7 @@ from guardrail.preflight import check_argv, config_dir_of
 from guardrail.recipe import make_importable, search_path, with_project_configs
 
 EXIT_USAGE = 2
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
 
 
 def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -89,7 +94,7 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
         # Errors inside fit/test were already recorded by RunReport.on_exception; errors
         # before the trainer existed (config, data packages) are recorded here.
         if not report.report or report.report.get("status") not in ("failed", "interrupted"):
-            interrupted = isinstance(err, KeyboardInterrupt)
+            interrupted = isinstance(err, KeyboardInterrupt | SIGTERMException)
             report.write(trainer, "interrupted" if interrupted else "failed", gather=False,
                          error=None if interrupted else f"{type(err).__name__}: {err}")
         raise
@@ -190,6 +195,13 @@ def _app(cfg: DictConfig) -> None:
     }
     try:
         run(cfg, run_info)
+    except SIGTERMException:
+        # Lightning ends a SIGTERM'd run with SystemExit(None), status 0: a scheduler would
+        # take a preempted job for a finished one.
+        print(f"guardrail: stopped by SIGTERM; {cfg.paths.output_dir} has its last checkpoint: "
+              f"continue with `python -m guardrail.train resume={cfg.paths.output_dir}`.",
+              file=sys.stderr)
+        sys.exit(EXIT_SIGTERM)
     except GuardrailError as err:
         print(f"guardrail: error: {err}", file=sys.stderr)
         print(f"guardrail: the run directory {cfg.paths.output_dir} records this failure.",

@@ -29,3 +29,30 @@ def test_a_redirected_run_prints_progress_and_names_each_error_and_warning(tmp_p
     for f in named:
         where = f" at {f['where']}" if f["where"] else ""
         assert f"  {f['severity']} {f['check']}{where}: " in proc.stdout
+
+
+def test_sigterm_leaves_an_interrupted_run_a_checkpoint_and_status_143(tmp_path):
+    """What SLURM preemption, Kubernetes and CI timeouts send: not a success, not a crash."""
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "guardrail.train", "recipe=est", f"hydra.run.dir={run_dir}",
+         "trainer.max_epochs=200"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 240
+        for line in proc.stdout:  # wait for training to be under way
+            if "epoch 2/200" in line or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "interrupted" and report["error"].startswith("SIGTERM at step")
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert f"resume={run_dir}" in err

@@ -8,6 +8,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from guardrail.callbacks.base import best_effort, collect_findings
 from guardrail.callbacks.resource_monitor import ResourceMonitor
@@ -86,11 +87,22 @@ class RunReport(Callback):
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule,
                      exception: BaseException) -> None:
-        """Status ``interrupted`` (Ctrl-C) or ``failed``, with the error; local findings only."""
-        interrupted = isinstance(exception, KeyboardInterrupt)
+        """Status ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``, with the error; local findings.
+
+        SIGTERM is what a scheduler sends to preempt a job or end it at its time limit:
+        the run is interrupted, not failed, and the error field names the signal.
+        """
+        if isinstance(exception, SIGTERMException):
+            status, error = "interrupted", (
+                f"SIGTERM at step {trainer.global_step}: the run was asked to stop (a "
+                "scheduler's preemption or time limit); continue it with `python -m "
+                f"guardrail.train resume={self.dirpath}`")
+        elif isinstance(exception, KeyboardInterrupt):
+            status, error = "interrupted", None
+        else:
+            status, error = "failed", f"{type(exception).__name__}: {exception}"
         with best_effort("write report.json"):
-            self.write(trainer, "interrupted" if interrupted else "failed", gather=False,
-                       error=None if interrupted else f"{type(exception).__name__}: {exception}")
+            self.write(trainer, status, gather=False, error=error)
 
     def write(self, trainer: Trainer | None, status: str, *, gather: bool = True,
               error: str | None = None, extra_findings: list[Finding] | None = None) -> None:
