@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from guardrail.batches import no_logging, peek_batches, peekable
 from guardrail.callbacks.base import GuardrailCallback, Policy
@@ -32,7 +32,12 @@ class DeterminismGuard(GuardrailCallback):
     nondeterministic op, not a warning), said in an info where it is overridden
     (``benchmark=True``), and restored at teardown, so torch's global settings are the same
     before and after the fit. Seeds, dataloader workers included, come from
-    ``seed_everything(seed, workers=True)``, which the training app calls.
+    ``seed_everything(seed, workers=True)``, which the training app calls. A train loader
+    that shuffles with torch's global random stream (``shuffle=True``, no ``generator``) gets
+    a generator of its own, seeded from that seed: otherwise anything else that draws from
+    the global stream (a dropout layer added, a probe, a value-dependent branch) moves the
+    order of every later epoch, and two runs that differ only in a hyperparameter see
+    different batches.
 
     *Verify* (``verify_steps=K > 0``): at fit start, replay the first K optimisation steps
     twice from identical model, optimiser, RNG state and batches, and compare the parameters
@@ -126,6 +131,8 @@ class DeterminismGuard(GuardrailCallback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check worker seeding, then replay the first steps twice and compare."""
         loader = trainer.train_dataloader
+        if self.enforce_settings:
+            own_order_generator(loader)
         self._check_workers(trainer, loader)
         if self.verify_steps:
             self._verify(trainer, pl_module, loader)
@@ -177,6 +184,35 @@ class DeterminismGuard(GuardrailCallback):
         self.verified = bool(trainer.strategy.reduce_boolean_decision(finding is None, all=True))
         self.log_metrics(trainer, {"guardrail/determinism_verified": float(self.verified),
                                    "guardrail/determinism_replay_s": self.replay_seconds})
+
+
+def own_order_generator(loader: Any) -> bool:
+    """Give a loader that shuffles from the global random stream a generator of its own.
+
+    Seeded from ``torch.initial_seed()`` (what ``seed_everything`` set), so the data order
+    depends on the seed alone. Returns whether a generator was given.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, RandomSampler
+        >>> _ = torch.manual_seed(0)
+        >>> loader = DataLoader(list(range(6)), batch_size=2, shuffle=True)
+        >>> own_order_generator(loader), own_order_generator(loader)
+        (True, False)
+        >>> first = [b.tolist() for b in loader]
+        >>> _ = torch.rand(5)  # another consumer of the global stream
+        >>> _ = loader.sampler.generator.manual_seed(0)  # the same seed: the same order
+        >>> [b.tolist() for b in loader] == first
+        True
+    """
+    if not isinstance(loader, DataLoader):
+        return False
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for sampler in (loader.sampler, getattr(batch_sampler, "sampler", None)):
+        if isinstance(sampler, RandomSampler) and sampler.generator is None:
+            sampler.generator = torch.Generator().manual_seed(torch.initial_seed())
+            return True
+    return False
 
 
 def _global_settings() -> dict[str, Any]:

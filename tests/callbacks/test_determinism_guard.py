@@ -132,3 +132,40 @@ def test_trainer_flags_are_kept_or_their_override_said(tiny_data):
     finally:
         torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.benchmark = False
+
+
+class DrawsWhenFast(GuardrailModule):
+    """Draws from torch's global random stream only at a high learning rate, as a
+    value-dependent branch (or a probe, or a dropout layer added) does."""
+
+    def training_step(self, batch, batch_idx):
+        if self.hparams.lr > 0.01:
+            torch.rand(3)
+        return super().training_step(batch, batch_idx)
+
+
+class Order(pl.Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.append(batch[0][:, 0].tolist())
+
+
+def _order(lr: float, guards: list) -> list:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    pl.seed_everything(0, verbose=False)
+    data = DataLoader(TensorDataset(torch.randn(64, 3), torch.randn(64)), batch_size=16,
+                      shuffle=True)
+    order = Order()
+    quiet_trainer(callbacks=[*guards, order], max_epochs=3).fit(
+        DrawsWhenFast(nn.Linear(3, 1), lr=lr), data)
+    return order.seen
+
+
+def test_batch_order_does_not_depend_on_a_hyperparameter():
+    guarded = [_order(lr, [DeterminismGuard(verify_steps=0)]) for lr in (0.001, 0.1)]
+    assert guarded[0] == guarded[1]
+    plain = [_order(lr, []) for lr in (0.001, 0.1)]
+    assert plain[0][:4] == plain[1][:4] and plain[0] != plain[1]  # the fault it prevents
