@@ -21,3 +21,8 @@ def test_readme_example_runs(block, tmp_path, monkeypatch, capsys):
     exec(compile(block, str(README), "exec"), {"__name__": "readme"})
     assert list(tmp_path.glob("runs/*/report.json"))
     assert capsys.readouterr().out.strip()
+    house = tmp_path / "runs" / "house" / "report.json"
+    if house.is_file():  # the healthy example stays healthy: no error finding
+        import json
+
+        assert json.loads(house.read_text())["findings"]["by_severity"]["error"] == 0
