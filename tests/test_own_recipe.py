@@ -51,7 +51,9 @@ def test_new_recipe_trains_out_of_the_box_with_no_warning_or_error(project):
     report = json.loads((run_dir / "report.json").read_text())
     assert report["status"] == "completed" and report["recipe"] == "myproj"
     found = findings(run_dir)
-    assert [f["check"] for f in found if f["severity"] in ("warning", "error")] == []
+    # cpu_contention speaks of the machine, not the recipe: a busy test host may get it
+    assert [f["check"] for f in found if f["severity"] in ("warning", "error")
+            and f["check"] != "resources.cpu_contention"] == []
     assert "config.lock_created" in [f["check"] for f in found]
     assert (folder / "locks" / "myproj.lock.yaml").is_file()
     assert "baseline.not_beaten" not in [f["check"] for f in found]

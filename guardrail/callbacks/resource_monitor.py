@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from guardrail.checks.resources import (
     MB,
     ResourceThresholds,
     StepTiming,
+    cpu_contention_findings,
     input_bound_findings,
     memory_findings,
     slowest,
@@ -40,9 +42,11 @@ class ResourceMonitor(GuardrailCallback):
     RSS), the host's or container's fullest moment, peak device memory and GPU utilisation
     (CUDA; utilisation needs ``pynvml``) are read on the same steps;
     ``resources.memory_pressure`` (warning) fires when the host or device reaches
-    ``thresholds.memory_fraction`` of its capacity. What cannot be measured (utilisation
-    without ``pynvml``, device memory off CUDA, host memory off Linux) is left out with one
-    ``resources.skipped`` info.
+    ``thresholds.memory_fraction`` of its capacity. On a CPU, ``resources.cpu_contention``
+    (warning) fires when the host's load average exceeds its cores (other work shares them;
+    torch's threads then wait on each other), judged at each epoch's end once per host. What
+    cannot be measured (utilisation without ``pynvml``, device memory off CUDA, host memory off
+    Linux) is left out with one ``resources.skipped`` info.
 
     Under DDP each rank measures itself; at each training epoch's end the ranks' figures are
     gathered (one collective): throughput adds up, the data-wait share is the slowest rank's
@@ -99,6 +103,8 @@ class ResourceMonitor(GuardrailCallback):
         self.every_n_steps = every_n_steps
         self.host_capacity = host_capacity_mb * MB if host_capacity_mb else None
         self.timing = StepTiming()
+        self._epoch_mark: tuple[int, float] = (0, 0.0)  # timed steps and compute_s so far
+        self._epoch_step_s: list[float] = []  # mean compute seconds per step, per epoch
         self.memory: dict[str, float] = {}
         self._summary: dict[str, Any] = {}
         self._cuda: torch.device | None = None
@@ -172,6 +178,7 @@ class ResourceMonitor(GuardrailCallback):
             self.emit_once(trainer, input_bound_findings(
                 slow, "train_dataloader", getattr(trainer.train_dataloader, "num_workers", None),
                 rank if len(per_rank) > 1 else None, self.thresholds))
+        self._judge_contention(trainer, pl_module)
         s = self._summary
         device = per_rank[s["device_fullest_rank"] or 0]["device_name"]  # e.g. cuda:3
         for where, used, capacity, own in (
@@ -181,6 +188,22 @@ class ResourceMonitor(GuardrailCallback):
                 self.emit_once(trainer, memory_findings(
                     used * MB, capacity * MB, where, None if own is None else own * MB,
                     self.thresholds))
+
+    def _judge_contention(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """CPU runs: is the host oversubscribed? Judged once per host (local rank zero)."""
+        steps = self.timing.steps - self._epoch_mark[0]
+        if steps > 0:
+            self._epoch_step_s.append((self.timing.compute_s - self._epoch_mark[1]) / steps)
+        self._epoch_mark = (self.timing.steps, self.timing.compute_s)
+        if pl_module.device.type != "cpu" or trainer.local_rank != 0 or \
+                not hasattr(os, "getloadavg"):
+            return
+        load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+        self._summary.update(cpu_load_1min=load, cpus=cpus, torch_threads=torch.get_num_threads())
+        slowdown = self._epoch_step_s[-1] / min(self._epoch_step_s) \
+            if self._epoch_step_s and min(self._epoch_step_s) > 0 else None
+        self.emit_once(trainer, cpu_contention_findings(load, cpus, torch.get_num_threads(),
+                                                        slowdown, self.thresholds))
 
     def summary(self) -> dict[str, Any]:
         """The run's figures over all ranks (as of the last training epoch's end).

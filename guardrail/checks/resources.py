@@ -45,6 +45,9 @@ class ResourceThresholds(Thresholds):
     memory_fraction: float = limit(
         0.9, "resources.memory_pressure", "share of host or device memory capacity that "
         "counts as pressure", low=0, high=1, open_low=True, shown="90%")
+    contention_excess: float = limit(
+        1.0, "resources.cpu_contention", "runnable tasks (the 1-minute load average) beyond "
+        "the host's cores that count as contention", low=0, shown="more than 1")
 
 
 DEFAULTS = ResourceThresholds()
@@ -137,6 +140,48 @@ def input_bound_findings(timing: StepTiming, where: str = "train_dataloader",
         hint=f"Give the loader {more} (e.g. `data.num_workers=4`), persistent_workers=True and "
              "pin_memory=True on a GPU; or move slow per-sample work (decoding, augmentation) "
              "out of __getitem__ into a one-off preprocessing step or a cache.")]
+
+
+def cpu_contention_findings(load: float, cpus: int, threads: int,
+                            slowdown: float | None = None,
+                            limits: ResourceThresholds = DEFAULTS) -> list[Finding]:
+    """``resources.cpu_contention`` when the host has more runnable work than cores.
+
+    Torch's intra-op threads wait for each other at every parallel operation; when other
+    processes hold the cores, each wait lasts a scheduler slice, and a 2-core CPU run beside
+    one other training process was measured 30x slower than alone. Judged on the host's
+    1-minute load average against its core count (a host-wide measure, like the load itself:
+    a container limited to 2 cores of a busy 64-core host is not flagged).
+
+    Args:
+        load: The 1-minute load average.
+        cpus: The host's cores.
+        threads: Torch's intra-op threads in this process.
+        slowdown: This epoch's median step time over the fastest epoch's, as evidence.
+        limits: Fires when ``load`` exceeds ``cpus`` by more than ``contention_excess``.
+
+    Example:
+        >>> [f.where for f in cpu_contention_findings(4.2, 2, 2)]
+        ['host']
+        >>> cpu_contention_findings(2.0, 2, 2)
+        []
+    """
+    if load <= cpus + limits.contention_excess:
+        return []
+    slower = f"; its steps are {slowdown:.1f}x slower than in its fastest epoch" \
+        if slowdown and slowdown >= 1.2 else ""
+    fair = max(1, cpus - round(max(load - threads, 0.0)))
+    return [Finding(
+        "resources.cpu_contention", Severity.WARNING,
+        f"The CPU is oversubscribed: {load:.1f} runnable tasks on average for {cpus} cores, "
+        f"with this run using {threads} torch thread(s){slower}. Other work shares the "
+        "cores, and threads that wait for each other slow down far more than their share.",
+        where="host",
+        evidence={"load_1min": load, "cpus": cpus, "torch_threads": threads,
+                  "slowdown": slowdown},
+        hint=f"Give this run fewer threads (`OMP_NUM_THREADS={fair}`, or "
+             f"torch.set_num_threads({fair})), run one job at a time, or move it to a machine "
+             "of its own.")]
 
 
 def memory_findings(used: float, capacity: float, where: str, own: float | None = None,

@@ -156,3 +156,18 @@ def test_a_run_that_only_tests_has_no_resources_to_report(tmp_path):
     trainer.test(GuardrailModule(torch.nn.Linear(4, 1)), data, verbose=False)
     assert monitor.summary() == {}
     assert json.loads((tmp_path / "report.json").read_text())["resources"] is None
+
+
+@pytest.mark.parametrize(("load", "fires"), [(4.5, True), (1.2, False)])
+def test_cpu_contention_is_judged_on_the_host_load(monkeypatch, load, fires, tiny_data):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monitor = ResourceMonitor()
+    quiet_trainer(callbacks=[monitor], max_epochs=2).fit(
+        GuardrailModule(torch.nn.Linear(3, 1)), datamodule=tiny_data())
+    contention = [(f.check, f.where) for f in monitor.findings
+                  if f.check == "resources.cpu_contention"]
+    assert contention == ([("resources.cpu_contention", "host")] if fires else [])
+    assert monitor.summary()["cpu_load_1min"] == load
