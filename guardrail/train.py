@@ -32,6 +32,7 @@ Examples:
 
 from __future__ import annotations
 
+import logging
 import shlex
 import signal
 import sys
@@ -41,6 +42,7 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -48,6 +50,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from guardrail.build import build
 from guardrail.callbacks import ProgressLog, RunReport
+from guardrail.environment import thread_budget
 from guardrail.errors import ConfigError, GuardrailError
 from guardrail.preflight import check_argv, config_dir_of
 from guardrail.recipe import make_importable, search_path, with_project_configs
@@ -69,7 +72,12 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
 
     """
     output_dir = Path(cfg.paths.output_dir)
-    report = RunReport(output_dir, run_info={"recipe": cfg.get("recipe_name"), **(run_info or {})})
+    threads, why = thread_budget(cfg.get("threads", "auto"), _local_processes(cfg))
+    torch.set_num_threads(threads)
+    logging.getLogger("guardrail.train").info("torch threads: %d (%s)", threads, why)
+    report = RunReport(output_dir, run_info={"recipe": cfg.get("recipe_name"),
+                                             "torch_threads": {"threads": threads, "why": why},
+                                             **(run_info or {})})
     trainer: pl.Trainer | None = None
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -100,6 +108,13 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
         raise
     _print_summary(report.report, output_dir)
     return report.report
+
+
+def _local_processes(cfg: DictConfig) -> int:
+    """Training processes this node runs: CPU devices under DDP share its cores."""
+    devices = cfg.trainer.get("devices", 1)
+    on_cpu = cfg.trainer.get("accelerator") == "cpu"
+    return devices if on_cpu and isinstance(devices, int) and devices > 1 else 1
 
 
 def resume_checkpoint(run_dir: str | None) -> str | None:

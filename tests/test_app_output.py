@@ -16,13 +16,16 @@ def test_a_redirected_run_prints_progress_and_names_each_error_and_warning(tmp_p
     proc = subprocess.run(  # stdout is a pipe, not a terminal, as in CI or `> log.txt`
         [sys.executable, "-m", "guardrail.train", "recipe=est", f"hydra.run.dir={run_dir}",
          *QUICK], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
+        env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"})  # threads: auto
     assert proc.returncode == 0, proc.stderr[-3000:]
     progress = [line for line in proc.stdout.splitlines() if " step " in line and "epoch " in line]
     assert [line.split("epoch ")[1].split(" loss")[0] for line in progress] == [
         "1/2 step 4/8", "2/2 step 8/8"]
     assert all("samples/s" in line for line in progress)
     assert "epoch 2/2 step 8/8" in (run_dir / "train.log").read_text()
+    assert "torch threads: " in proc.stdout  # chosen from the usable cores and the load
+    threads = json.loads((run_dir / "report.json").read_text())["torch_threads"]
+    assert threads["threads"] >= 1 and threads["why"].startswith("auto")
     findings = [json.loads(line) for line in (run_dir / "findings.jsonl").read_text().splitlines()]
     named = [f for f in findings if f["severity"] in ("error", "warning")]
     assert named, "EST's reference model (ridge) gives at least one warning on a short run"
