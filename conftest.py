@@ -15,3 +15,13 @@ def _run_in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     lightning_logs/, outputs/, locks/) lands there, never in the repository.
     """
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _idle_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle host for ResourceMonitor's contention rule: a test's findings must not depend
+    on what else runs on the machine (the rule's own tests set a load)."""
+    import os
+
+    if hasattr(os, "getloadavg"):
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))

@@ -3,7 +3,13 @@
 Two kinds of data fingerprint answer two different questions:
 
 * **content** (:func:`dataset_fingerprint`): *which* samples a split holds — independent of
-  their order, sensitive to every byte and to duplicates;
+  their order, sensitive to every byte and to duplicates. Its cost grows with the data, so it
+  is bounded: in-memory tensors are hashed in bulk, a chunk of rows at a time; a map-style
+  dataset whose samples would take more than ``max_seconds`` to read and hash (timed on its
+  first 64), or that holds more than ``max_samples``, is hashed on a seeded sample (its size
+  a power of two, recorded under ``sampled``, so two fingerprints are compared only as like
+  with like); and under DDP every rank hashes a shard and the per-sample hashes' sum is
+  combined;
 * **order** (:class:`OrderFingerprint`): *in which order* training saw them — a running hash
   of the first batches of each epoch, so a flipped shuffle flag is visible as such.
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,11 @@ from torch.utils.data import Dataset, TensorDataset
 
 DIGEST_SIZE = 16
 _MASK = (1 << 64) - 1
+CHUNK_ROWS = 1 << 16  # rows hashed at once: bounded memory on a 10-million-row table
+MAX_SAMPLES = 1_000_000  # map-style samples hashed one by one before a seeded sample is taken
+MAX_SECONDS = 6.0  # seconds a map-style split's hashing may hold a run up, all ranks together
+SAMPLE_SEED = 0
+PROBE_SAMPLES = 64  # samples timed to estimate the per-sample cost
 
 
 def new_hasher() -> Any:
@@ -116,7 +127,15 @@ def _schema(sample: Any) -> Any:
 
 
 def _row_hashes(tensor: Tensor) -> np.ndarray:
-    """One 64-bit hash per row of ``tensor`` (vectorised; rows hashed as raw bytes)."""
+    """One 64-bit hash per row of ``tensor`` (vectorised, ``CHUNK_ROWS`` rows at a time)."""
+    if len(tensor) <= CHUNK_ROWS:
+        return _chunk_hashes(tensor)
+    return np.concatenate([_chunk_hashes(tensor[i:i + CHUNK_ROWS])
+                           for i in range(0, len(tensor), CHUNK_ROWS)])
+
+
+def _chunk_hashes(tensor: Tensor) -> np.ndarray:
+    """One 64-bit hash per row of ``tensor``, its rows hashed as raw bytes."""
     raw = tensor.detach().cpu().contiguous().reshape(len(tensor), -1)
     if raw.shape[1] == 0:  # e.g. no categorical columns: [N, 0]
         return np.zeros(len(tensor), dtype=np.uint64)
@@ -150,37 +169,130 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def dataset_fingerprint(dataset: Dataset | Iterable[Any]) -> dict[str, Any]:
+def sample_indices(n: int, max_samples: int = MAX_SAMPLES,
+                   seed: int = SAMPLE_SEED) -> np.ndarray | None:
+    """The samples hashed out of ``n``: None for all, else a seeded sorted sample of them.
+
+    The same ``n``, ``max_samples`` and seed give the same sample on every machine and rank.
+
+    Example:
+        >>> sample_indices(10, 20) is None
+        True
+        >>> sample_indices(10, 4).tolist()
+        [2, 4, 5, 7]
+
+    """
+    if n <= max_samples:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+
+
+def _affordable(dataset: Any, n: int, max_samples: int, max_seconds: float | None,
+                world: int, gather: Callable[[Any], list[Any]] | None,
+                fn: Callable[[Any], Any]) -> tuple[np.ndarray | None, str]:
+    """The samples to hash (None: all) and why a sample: ``"count"`` or ``"time"``.
+
+    The time per sample is measured on the first few (reading and hashing them with ``fn``);
+    every rank hashes a ``world``-th of the samples, and the ranks agree on the slowest
+    rank's estimate. A sample is rounded down to a power of two, so that the same data on
+    similar machines is sampled alike.
+    """
+    k, why = min(n, max_samples), "count"
+    if max_seconds is not None and n > PROBE_SAMPLES:
+        start = time.perf_counter()
+        for i in range(PROBE_SAMPLES):
+            fn(dataset[i])
+        per = (time.perf_counter() - start) / PROBE_SAMPLES
+        if gather is not None and world > 1:
+            per = max(gather(per))
+        affordable = int(max_seconds * world / max(per, 1e-9))
+        if affordable < k:
+            k, why = affordable, "time"
+    if why == "time":
+        k = max(PROBE_SAMPLES, 1 << max(k, 1).bit_length() - 1)  # a power of two
+    if k >= n:
+        return None, ""
+    return sample_indices(n, k), why
+
+
+def _shard(n: int, indices: np.ndarray | None, rank: int, world: int) -> np.ndarray:
+    """The share of the samples ``rank`` hashes (every ``world``-th, from ``rank``)."""
+    chosen = np.arange(n) if indices is None else indices
+    return chosen[rank::world]
+
+
+def dataset_fingerprint(dataset: Dataset | Iterable[Any], *, max_samples: int = MAX_SAMPLES,
+                        max_seconds: float | None = MAX_SECONDS, rank: int = 0, world: int = 1,
+                        gather: Callable[[Any], list[Any]] | None = None) -> dict[str, Any]:
     """Order-independent content fingerprint of a split: hash, sample count, schema, speed.
 
     ``TensorDataset`` is hashed row-wise in bulk; any other map-style dataset sample by sample
-    (a multiset of per-sample digests: order does not matter, duplicates do). Iterable
-    datasets without a length are not read (``content`` is ``None``).
+    (a multiset of per-sample digests: order does not matter, duplicates do), on a seeded
+    sample when it holds more than ``max_samples`` or would take more than ``max_seconds``
+    (``sampled`` says how many were hashed, why, and the seed). Iterable datasets without a
+    length are not read (``content`` is ``None``).
+
+    Under DDP every rank calls it with its ``rank``, the ``world`` size and a ``gather``
+    collective (:func:`guardrail.distributed.gather_objects`): each hashes every
+    ``world``-th sample, and the partial sums are added, so the content hash is the same as
+    on one process. ``seconds`` is the slowest rank's hashing time.
+
+    Example:
+        >>> ds = TensorDataset(torch.arange(12.).view(6, 2))
+        >>> other = (*_partial(ds, None, 1, 2), 0.0)  # what rank 1 sends
+        >>> two = dataset_fingerprint(ds, rank=0, world=2, gather=lambda mine: [mine, other])
+        >>> two["content"] == dataset_fingerprint(ds)["content"], two["ranks"]
+        (True, 2)
+
     """
     start = time.perf_counter()
-    if isinstance(dataset, TensorDataset):
-        with np.errstate(over="ignore"):
-            total = _sample_rows(dataset.tensors).sum(dtype=np.uint64)
-        content = tensor_hash(np.array([total], dtype=np.uint64))
-        n, nbytes = len(dataset), sum(t.numel() * t.element_size() for t in dataset.tensors)
-        first: Any = dataset[0] if n else None
-    elif isinstance(dataset, Sized) and hasattr(dataset, "__getitem__"):
-        n = len(dataset)
-        acc, nbytes, first = 0, 0, None
-        for i in range(n):
-            sample = dataset[i]
-            first = sample if first is None else first
-            h = new_hasher()
-            update_hash(h, sample)
-            acc = (acc + int.from_bytes(h.digest()[:8], "little")) & _MASK
-            nbytes += _nbytes(sample)
-        content = tensor_hash(np.array([acc], dtype=np.uint64))
-    else:
+    if not (isinstance(dataset, TensorDataset) or (
+            isinstance(dataset, Sized) and hasattr(dataset, "__getitem__"))):
         return {"content": None, "samples": None, "schema": None,
                 "skipped": f"{type(dataset).__name__} has no length; not read"}
+    n = len(dataset)  # type: ignore[arg-type]
+    indices, why = (None, "") if isinstance(dataset, TensorDataset) else _affordable(
+        dataset, n, max_samples, max_seconds, world, gather, _sample_digest)
+    acc, nbytes = _partial(dataset, indices, rank, world)
     seconds = time.perf_counter() - start
-    return {"content": content, "samples": n, "schema": _schema(first), "bytes": nbytes,
-            "seconds": round(seconds, 4)}
+    if gather is not None and world > 1:
+        parts = gather((acc, nbytes, seconds))
+        acc = sum(a for a, _, _ in parts) & _MASK
+        nbytes = sum(b for _, b, _ in parts)
+        seconds = max(t for _, _, t in parts)
+    content = tensor_hash(np.array([acc], dtype=np.uint64))
+    out = {"content": content, "samples": n, "schema": _schema(dataset[0]) if n else None,
+           "bytes": nbytes, "seconds": round(seconds, 4)}
+    if indices is not None:
+        out["sampled"] = {"hashed": len(indices), "why": why, "seed": SAMPLE_SEED}
+    if world > 1 and gather is not None:
+        out["ranks"] = world
+    return out
+
+
+def _partial(dataset: Any, indices: np.ndarray | None, rank: int,
+             world: int) -> tuple[int, int]:
+    """The sum of ``rank``'s per-sample 64-bit hashes (mod 2**64), and the bytes it hashed."""
+    if isinstance(dataset, TensorDataset):
+        n = len(dataset)
+        lo, hi = n * rank // world, n * (rank + 1) // world  # a contiguous slice: bulk hashing
+        part = [t[lo:hi] for t in dataset.tensors]
+        with np.errstate(over="ignore"):
+            total = int(_sample_rows(part).sum(dtype=np.uint64)) if hi > lo else 0
+        return total, sum(t.numel() * t.element_size() for t in part)
+    acc = nbytes = 0
+    for i in _shard(len(dataset), indices, rank, world).tolist():
+        sample = dataset[i]
+        acc = (acc + _sample_digest(sample)) & _MASK
+        nbytes += _nbytes(sample)
+    return acc, nbytes
+
+
+def _sample_digest(sample: Any) -> int:
+    """One sample's 64-bit digest (the first 8 bytes of its blake2b hash)."""
+    h = new_hasher()
+    update_hash(h, sample)
+    return int.from_bytes(h.digest()[:8], "little")
 
 
 def _nbytes(sample: Any) -> int:
@@ -224,28 +336,39 @@ class OrderFingerprint:
         return tensor_hash([self.per_epoch[e] for e in sorted(self.per_epoch)])
 
 
-def sample_hashes(dataset: Any, max_samples: int = 200_000) -> np.ndarray | None:
+def sample_hashes(dataset: Any, max_samples: int = MAX_SAMPLES, *,
+                  max_seconds: float | None = MAX_SECONDS, rank: int = 0, world: int = 1,
+                  gather: Callable[[Any], list[Any]] | None = None,
+                  ) -> tuple[np.ndarray, int] | None:
     """One 64-bit hash per sample's *inputs* (the last field, the target, left out).
 
-    ``TensorDataset`` is hashed in bulk; other map-style datasets sample by sample, up to
-    ``max_samples``. None for datasets without a length.
+    Returns ``(hashes, n)``: ``n`` the dataset's length, ``hashes`` over all of it, or over a
+    seeded sample (:func:`sample_indices`) for a map-style dataset that holds more than
+    ``max_samples`` or would take more than ``max_seconds``. ``TensorDataset`` is hashed in
+    bulk; other map-style datasets sample by sample, every ``world``-th on each rank when a
+    ``gather`` collective is given (then every rank gets every hash). None for datasets
+    without a length.
 
     Example:
         >>> x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]])
-        >>> h = sample_hashes(TensorDataset(x, torch.tensor([0, 1, 1])))
-        >>> bool(h[0] == h[2]), bool(h[0] == h[1])
-        (True, False)
+        >>> h, n = sample_hashes(TensorDataset(x, torch.tensor([0, 1, 1])))
+        >>> bool(h[0] == h[2]), bool(h[0] == h[1]), n
+        (True, False, 3)
     """
     if isinstance(dataset, TensorDataset):
-        return _sample_rows(_inputs_of(dataset.tensors))
+        return _sample_rows(_inputs_of(dataset.tensors)), len(dataset)
     if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
         return None
-    out = []
-    for i in range(min(len(dataset), max_samples)):
-        h = new_hasher()
-        update_hash(h, _inputs_of(dataset[i]))
-        out.append(int.from_bytes(h.digest()[:8], "little"))
-    return np.array(out, dtype=np.uint64)
+    n = len(dataset)
+    world = world if gather is not None else 1
+    indices, _ = _affordable(dataset, n, max_samples, max_seconds, world, gather,
+                             lambda sample: _sample_digest(_inputs_of(sample)))
+    mine = _shard(n, indices, rank if world > 1 else 0, world)
+    out = [_sample_digest(_inputs_of(dataset[i])) for i in mine.tolist()]
+    hashes = np.array(out, dtype=np.uint64)
+    if world > 1 and gather is not None:
+        hashes = np.concatenate(gather(hashes))
+    return hashes, n
 
 
 def _inputs_of(sample: Any) -> Any:

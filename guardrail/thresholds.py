@@ -135,14 +135,16 @@ def _problem(f: dataclasses.Field[Any], value: Any) -> str | None:
 def all_thresholds() -> list[type[Thresholds]]:
     """Every check module's thresholds class, in the README's order."""
     from guardrail.checks.activations import ActivationThresholds
+    from guardrail.checks.attribution import AttributionThresholds
     from guardrail.checks.baseline import BaselineThresholds
+    from guardrail.checks.data import DataThresholds
     from guardrail.checks.gradients import GradientThresholds
     from guardrail.checks.loss import LossThresholds
     from guardrail.checks.resolution import ResolutionThresholds
     from guardrail.checks.resources import ResourceThresholds
 
     return [ResolutionThresholds, ActivationThresholds, GradientThresholds, LossThresholds,
-            BaselineThresholds, ResourceThresholds]
+            DataThresholds, BaselineThresholds, ResourceThresholds, AttributionThresholds]
 
 
 def markdown() -> str:

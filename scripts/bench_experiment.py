@@ -2,6 +2,7 @@
 
 Usage:
     OMP_NUM_THREADS=1 python scripts/bench_experiment.py --recipes est wea --repeats 3
+    OMP_NUM_THREADS=1 python scripts/bench_experiment.py --fingerprint-only
 
 Trains each recipe for a few steps with RunManifest, ConfigLock and DeterminismGuard, timing
 every hook they run. Reports, as medians over repeats: the seconds RunManifest and ConfigLock
@@ -10,6 +11,15 @@ determinism replay's cost: in median training steps, and against the first 2K st
 plain run (the replay runs the process's first steps, warm-up included; target: at most 1);
 and the first-batch shape walk's (ArchitectureCheck on a module that declares no example
 input, as a plain LightningModule), in median training steps.
+
+A second table (``--fingerprint-only`` prints only it) measures what grows with the data:
+the content fingerprint (RunManifest) and the leakage hashes (DataProbe) of a synthetic
+10-million-row table (an in-memory ``TensorDataset``, 16 float columns and a label) and of a
+100k-image dataset (map-style, 3x32x32 uint8 images turned into float tensors per sample, as a
+torchvision dataset does), both generated in memory from a seed. Under DDP the other ranks
+wait for the slowest shard, so the hold-up is given for 1, 2 and 4 ranks, against the bound:
+10% of one epoch or 30 s, whichever is larger. One epoch is estimated from below as the time
+a DataLoader (batch 256, shuffled) takes to deliver its batches, before any training.
 """
 
 from __future__ import annotations
@@ -27,10 +37,12 @@ import torch
 from hydra import compose, initialize_config_module
 from lightning.pytorch import Callback
 from omegaconf import open_dict
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from guardrail.build import build
 from guardrail.callbacks import ConfigLock, DeterminismGuard, RunManifest
 from guardrail.checks.resolution import resolution_findings
+from guardrail.fingerprint import dataset_fingerprint, sample_hashes
 from guardrail.shapes import Recorder
 
 HOOKS = ("setup", "on_fit_start", "on_train_start", "on_train_batch_start",
@@ -176,14 +188,87 @@ def once(recipe: str, steps: int, verify: int) -> dict[str, float]:
         }
 
 
+class Images(Dataset):
+    """``n`` seeded 3x32x32 uint8 images, each returned as a float tensor in [0, 1] and a label."""
+
+    def __init__(self, n: int = 100_000, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.pixels = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+        self.labels = torch.randint(0, 10, (n,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pixels[i].float() / 255, self.labels[i]
+
+
+def table(rows: int = 10_000_000, seed: int = 0) -> TensorDataset:
+    """A seeded table: ``rows`` x 16 float32 features and an int64 label."""
+    g = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.randn(rows, 16, generator=g),
+                         torch.randint(0, 2, (rows,), generator=g))
+
+
+def epoch_estimate(dataset: Dataset, batches: int = 40, batch_size: int = 256) -> float:
+    """Seconds a shuffled DataLoader takes to deliver one epoch (from ``batches`` batches)."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    it = iter(loader)
+    next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return (time.perf_counter() - start) / batches * len(loader)
+
+
+def fingerprint_costs(name: str, dataset: Dataset) -> dict[str, Any]:
+    """Seconds of rank 0's shard of the content fingerprint and of the leakage hashes."""
+    n = len(dataset)  # type: ignore[arg-type]
+    content, hashed = {}, n
+    for world in (1, 2, 4):
+        # rank 0's share, as under DDP; the other ranks' (equal) shares stand in for theirs
+        start = time.perf_counter()
+        fp = dataset_fingerprint(dataset, rank=0, world=world,
+                                 gather=lambda mine, w=world: [mine] * w)
+        content[world] = time.perf_counter() - start
+        hashed = fp.get("sampled", {}).get("hashed", n) if world == 1 else hashed
+    start = time.perf_counter()
+    hashes, _ = sample_hashes(dataset)  # type: ignore[misc]
+    leakage = time.perf_counter() - start
+    epoch = epoch_estimate(dataset)
+    return {"name": name, "samples": n, "hashed": hashed,
+            "content": content, "leakage": leakage, "epoch": epoch,
+            "bound": max(0.1 * epoch, 30.0), "leakage_hashes": len(hashes)}
+
+
+def fingerprint_table() -> None:
+    """Print the data-size table (see the module docstring)."""
+    print("| data | samples hashed (1 rank) | content fingerprint, 1 / 2 / 4 ranks (slowest shard) "
+          "| DataProbe hashes, 1 rank | one epoch, loading only (lower bound) | bound: max(10% "
+          "of an epoch, 30 s) |")
+    print("|---|---|---|---|---|---|")
+    for name, make in (("10M-row table (TensorDataset)", table),
+                       ("100k images (map-style)", Images)):
+        r = fingerprint_costs(name, make())
+        c = r["content"]
+        print(f"| {name} | {r['hashed']:,} of {r['samples']:,} | {c[1]:.1f} / {c[2]:.1f} / "
+              f"{c[4]:.1f} s | {r['leakage']:.1f} s | {r['epoch']:.0f} s | {r['bound']:.0f} s |",
+              flush=True)
+
+
 def main() -> None:
-    """Print a markdown table of medians over repeats."""
+    """Print a markdown table of medians over repeats, then the data-size table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["est", "wea"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--verify", type=int, default=2, help="K, the replayed steps")
+    parser.add_argument("--fingerprint-only", action="store_true",
+                        help="only the data-size table (10M rows, 100k images)")
     args = parser.parse_args()
+    if args.fingerprint_only:
+        fingerprint_table()
+        return
     print(f"| recipe | RunManifest s (excl. fingerprints) | ConfigLock s | fingerprint MB/s "
           f"(MB hashed) | replay in median steps (K={args.verify}) | replay / first "
           f"{2 * args.verify} plain steps | steps the replay adds to a run "
@@ -196,6 +281,7 @@ def main() -> None:
               f"| {med['fingerprint_mb_s']:.0f} ({med['fingerprint_mb']:.1f}) "
               f"| {med['replay_steps']:.2f} | {med['replay_vs_first']:.2f} "
               f"| {med['replay_added']:.2f} | {med['walk_steps']:.3f} |", flush=True)
+    fingerprint_table()
 
 
 if __name__ == "__main__":

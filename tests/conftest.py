@@ -49,13 +49,3 @@ def tiny_data() -> type[TinyData]:
 def _seeded() -> None:
     """Every test starts from the same random state: results do not depend on test order."""
     pl.seed_everything(0, verbose=False)
-
-
-@pytest.fixture(autouse=True)
-def _idle_host(monkeypatch) -> None:
-    """An idle host for ResourceMonitor's contention rule: a test's findings must not depend
-    on what else runs on the machine (its own tests monkeypatch a load)."""
-    import os
-
-    if hasattr(os, "getloadavg"):
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))

@@ -64,3 +64,68 @@ def test_hashes_see_dtype_shape_and_every_parameter():
 def test_zero_width_tensors_are_hashed():
     ds = TensorDataset(torch.randn(5, 2), torch.zeros(5, 0), torch.arange(5))
     assert dataset_fingerprint(ds)["samples"] == 5
+
+
+def shards(dataset, world, fn):
+    """What ``fn`` returns on rank 0 when ``world`` ranks each hash their shard."""
+    from guardrail.fingerprint import _partial
+
+    parts = [(*_partial(dataset, None, r, world), 0.0) for r in range(world)]
+    return fn(dataset, rank=0, world=world,  # timings are gathered too: one rank's is theirs
+              gather=lambda mine: parts if isinstance(mine, tuple) else [mine] * world)
+
+
+def test_shards_on_every_rank_combine_to_the_one_process_fingerprint():
+    x = torch.randn(101, 3)
+    for dataset in (TensorDataset(x, torch.arange(101)),
+                    Dicts([row.tolist() for row in x])):
+        whole = dataset_fingerprint(dataset)
+        for world in (2, 3):
+            split = shards(dataset, world, dataset_fingerprint)
+            assert split["content"] == whole["content"] and split["ranks"] == world
+            assert split["bytes"] == whole["bytes"]
+
+
+def test_a_large_map_style_split_is_sampled_and_says_so():
+    rows = [[float(i), 1.0] for i in range(50)]
+    full, sampled = dataset_fingerprint(Dicts(rows)), dataset_fingerprint(Dicts(rows),
+                                                                          max_samples=20)
+    assert "sampled" not in full
+    assert sampled["sampled"] == {"hashed": 20, "why": "count", "seed": 0} and sampled["samples"] == 50
+    assert sampled["content"] != full["content"]
+    # the same data sampled again gives the same fingerprint; a changed sample a new one
+    assert dataset_fingerprint(Dicts(rows), max_samples=20)["content"] == sampled["content"]
+    from guardrail.fingerprint import sample_indices
+
+    changed = [list(r) for r in rows]
+    changed[int(sample_indices(50, 20)[0])][1] = 2.0
+    assert dataset_fingerprint(Dicts(changed), max_samples=20)["content"] != sampled["content"]
+
+
+def test_leakage_hashes_are_gathered_from_every_rank_in_one_array():
+    from guardrail.fingerprint import sample_hashes
+
+    dataset = Dicts([[float(i), 0.0] for i in range(30)])
+    whole, n = sample_hashes(dataset)
+    mine = [sample_hashes(dataset, rank=r, world=3, gather=lambda h: [h])[0] for r in range(3)]
+    assert sum(len(m) for m in mine) == 30
+    gathered, _ = sample_hashes(dataset, rank=0, world=3, gather=lambda h: mine)
+    assert n == 30 and sorted(gathered.tolist()) == sorted(whole.tolist())
+    sampled, n = sample_hashes(dataset, max_samples=10)
+    assert len(sampled) == 10 and n == 30
+
+
+def test_a_split_too_slow_to_hash_whole_is_sampled_to_fit_the_time_budget():
+    import time
+
+    class Slow(Dicts):
+        def __getitem__(self, i):
+            time.sleep(0.001)  # a decoded image's read
+            return super().__getitem__(i)
+
+    rows = [[float(i), 1.0] for i in range(3000)]
+    fast = dataset_fingerprint(Slow(rows), max_seconds=None)
+    slow = dataset_fingerprint(Slow(rows), max_seconds=0.5)
+    assert "sampled" not in fast
+    assert slow["sampled"]["why"] == "time" and slow["sampled"]["hashed"] <= 512
+    assert slow["seconds"] < fast["seconds"] / 2

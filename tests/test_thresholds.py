@@ -22,6 +22,7 @@ YAML_BLOCK = {  # thresholds class -> its callback's block in configs/guardrails
     "ResolutionThresholds": "architecture", "ActivationThresholds": "activation_probe",
     "GradientThresholds": "gradient_probe", "LossThresholds": "loss_probe",
     "BaselineThresholds": "baseline_check", "ResourceThresholds": "resources",
+    "DataThresholds": "data_probe", "AttributionThresholds": "attribution",
 }
 
 

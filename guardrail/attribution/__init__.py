@@ -14,6 +14,10 @@ samples:
 5. for each explained sample, its data support: distance to the nearest training samples,
    and ids or categories never seen in training.
 
+Each stage is one function below. Given ``target_s``, the work is first scaled to fit it
+(:mod:`guardrail.attribution.budget`): the settings used are in ``result["settings"]``, and
+what was lowered, with the estimates before and after, in ``result["budget"]``.
+
 The result is a JSON-ready dict (written as ``attribution/attribution.json`` by
 :class:`~guardrail.callbacks.AttributionReport`) plus the arrays the plots need.
 
@@ -36,11 +40,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from guardrail.attribution.budget import Costs, estimate, plan
 from guardrail.attribution.features import (
     Feature,
     describe,
@@ -77,6 +83,31 @@ def _floats(t: Tensor) -> list[float | None]:
     return [None if not torch.isfinite(v) else round(float(v), 8) for v in t.flatten()]
 
 
+@dataclass
+class _Run:
+    """What every stage of one explanation reads, and the result it fills in."""
+
+    module: nn.Module
+    inputs: Sequence[Tensor]
+    reference: Sequence[Tensor]
+    task: str | None
+    features: list[Feature]
+    masks: tuple[Tensor, ...]
+    forward: Forward
+    baselines: tuple[Tensor, ...]
+    result: dict[str, Any]
+    arrays: dict[str, Any]
+    start: float
+    budget_s: float
+
+    def over_budget(self, step: str) -> bool:
+        """Whether the absolute budget is spent (said in ``skipped``, and ``step`` skipped)."""
+        if time.perf_counter() - self.start > self.budget_s:
+            self.result["skipped"].append(f"{step}: the {self.budget_s:g} s budget was spent")
+            return True
+        return False
+
+
 def explain(
     module: nn.Module,
     inputs: Sequence[Tensor],
@@ -89,6 +120,7 @@ def explain(
     randomisations: int = 2,
     occlusion_samples: int = 4,
     budget_s: float = 60.0,
+    target_s: float | None = None,
     seed: int = 0,
     loss: Callable[[nn.Module], float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -106,6 +138,9 @@ def explain(
         randomisations: Re-initialised copies in the randomisation test (0: skip it).
         occlusion_samples: Grid samples given occlusion heat maps.
         budget_s: Seconds after which the remaining steps are skipped (and said so).
+        target_s: Seconds the explanation should take: samples, steps, permutations, copies
+            and occlusion maps are lowered (to floors) until the estimate fits
+            (:mod:`guardrail.attribution.budget`); None: as configured.
         seed: Seed of every random draw.
         loss: The loss of a model (the module or a re-initialised copy) on the explained
             samples, for the randomisation test; None: judged on attributions alone.
@@ -116,9 +151,77 @@ def explain(
 
     """
     start = time.perf_counter()
+    wanted = {"samples": int(inputs[0].shape[0]), "n_steps": n_steps,
+              "permutations": permutations, "randomisations": randomisations,
+              "occlusion_samples": occlusion_samples}
+    own_loss, costs = _measure(module, inputs, names, task, loss if randomisations else None)
+    settings, reduced = plan(wanted, costs, target_s)
+    run = _prepare(module, [x[:settings["samples"]] for x in inputs], reference, names, task,
+                   start, budget_s)
+    run.result["settings"] = settings
+    run.result["budget"] = {
+        "target_s": None if target_s is None else round(target_s, 3), "cap_s": budget_s,
+        "estimated_s": {"configured": round(estimate(wanted, costs), 3),
+                        "planned": round(estimate(settings, costs), 3)},
+        "reduced": reduced}
+    _predictions(run)
+    perm = _permutation(run, settings["permutations"], seed)
+    ig, ig_attrs, ig_grads = _integrated_gradients(run, perm, settings["n_steps"], seed)
+    _heat_maps(run, ig_attrs, settings["occlusion_samples"])
+    run.result["sanity"] = None
+    if settings["randomisations"] and not run.over_budget("randomisation test"):
+        run.result["sanity"] = _randomisation_test(
+            run, _profile(ig_grads, perm), settings["n_steps"], settings["permutations"],
+            settings["randomisations"], seed, loss, own_loss)
+    run.result["local"] = _local(run.inputs, reference, ig if torch.isfinite(ig).all()
+                                 else None, perm, run.features)
+    run.result["seconds"] = round(time.perf_counter() - start, 3)
+    return run.result, run.arrays
+
+
+def _measure(module: nn.Module, inputs: Sequence[Tensor], names: Sequence[str] | None,
+             task: str | None, loss: Callable[[nn.Module], float] | None,
+             ) -> tuple[float | None, Costs]:
+    """Unit costs of this model on these inputs (a few passes), and its loss when given."""
+    forward = Forward(module, inputs, task)  # its own forward pass warms the model up
+    n = max(int(inputs[0].shape[0]), 1)
+    tick = time.perf_counter()
+    with torch.no_grad():
+        forward(*inputs)
+    forward_row = (time.perf_counter() - tick) / n
+    floats = [x.detach().clone().requires_grad_() if x.is_floating_point() else x
+              for x in inputs]
+    tick = time.perf_counter()
+    if any(x.is_floating_point() for x in inputs):
+        out = forward(*floats)
+        picked = out.gather(1, forward.target[:, None]) if forward.target is not None else out
+        torch.autograd.grad(picked.sum(), [x for x in floats if x.requires_grad],
+                            allow_unused=True)
+    backward_row = (time.perf_counter() - tick) / n if \
+        any(x.is_floating_point() for x in inputs) else 3 * forward_row
+    own_loss, loss_s = None, 0.0
+    if loss is not None:
+        tick = time.perf_counter()
+        with torch.no_grad():
+            own_loss = loss(module)
+        loss_s = time.perf_counter() - tick
+    grids = [x for x in inputs if input_kind(x) == "grid"]
+    windows = sum(-(-x.shape[2] // _window(x)) * -(-x.shape[3] // _window(x)) for x in grids)
+    return own_loss, Costs(forward_row=forward_row, backward_row=backward_row,
+                           features=len(describe(inputs, names)), windows=windows,
+                           loss_s=loss_s, grads=any(x.is_floating_point() for x in inputs))
+
+
+def _window(grid: Tensor) -> int:
+    """The occlusion window's side: 8 windows across the grid's shorter side."""
+    return max(2, min(grid.shape[2], grid.shape[3]) // 8)
+
+
+def _prepare(module: nn.Module, inputs: Sequence[Tensor], reference: Sequence[Tensor],
+             names: Sequence[str] | None, task: str | None, start: float,
+             budget_s: float) -> _Run:
+    """Features, masks, the model as one number per sample, baselines and the result's head."""
     features = describe(inputs, names)
-    masks = feature_masks(inputs, features)
-    forward = Forward(module, inputs, task)
     result: dict[str, Any] = {
         "schema": SCHEMA, "samples": int(inputs[0].shape[0]),
         "reference_samples": int(reference[0].shape[0]),
@@ -128,80 +231,86 @@ def explain(
                      for f in features],
         "methods": {}, "skipped": [],
     }
-    arrays: dict[str, Any] = {"inputs": inputs}
-
-    def over_budget(step: str) -> bool:
-        if time.perf_counter() - start > budget_s:
-            result["skipped"].append(f"{step}: the {budget_s:g} s budget was spent")
-            return True
-        return False
-
-    with torch.no_grad():
-        preds = forward(*inputs)
-    result["predictions"] = _floats(preds if preds.ndim == 1 else preds.max(1).values)
-
-    perm = permutation_importance(forward, inputs, masks, features, permutations, seed)
-    result["methods"]["permutation"] = _global(perm, seed)
-    order = perm.nanmean(0).argsort(descending=True)
-    result["ranking"] = [features[i].name for i in order.tolist()]
-
     baselines = tuple(r.float().mean(0, keepdim=True) if r.is_floating_point()
                       else r.mode(0, keepdim=True).values for r in reference)  # mean, or mode
-    ig_attrs, ig_grads, completeness = integrated_gradients(forward, inputs, baselines, n_steps)
-    ig = per_feature(ig_attrs, masks, features) if completeness is not None \
-        else torch.full((len(inputs[0]), len(features)), float("nan"))
-    for k, values in embedding_gradients(forward, module, inputs, baselines, features,
-                                         n_steps).items():
+    return _Run(module, inputs, reference, task, features, feature_masks(inputs, features),
+                Forward(module, inputs, task), baselines, result,
+                {"inputs": inputs, "ig_maps": {}, "occlusion_maps": {}, "time_profiles": {}},
+                start, budget_s)
+
+
+def _predictions(run: _Run) -> None:
+    with torch.no_grad():
+        preds = run.forward(*run.inputs)
+    run.result["predictions"] = _floats(preds if preds.ndim == 1 else preds.max(1).values)
+
+
+def _permutation(run: _Run, permutations: int, seed: int) -> Tensor:
+    """Permutation importance ``[N, F]``: the global ranking and its intervals."""
+    perm = permutation_importance(run.forward, run.inputs, run.masks, run.features,
+                                  permutations, seed)
+    run.result["methods"]["permutation"] = _global(perm, seed)
+    order = perm.nanmean(0).argsort(descending=True)
+    run.result["ranking"] = [run.features[i].name for i in order.tolist()]
+    return perm
+
+
+def _integrated_gradients(run: _Run, perm: Tensor, n_steps: int, seed: int,
+                          ) -> tuple[Tensor, list[Tensor | None], list[Tensor | None]]:
+    """IG per feature ``[N, F]`` (NaN where none), its raw attributions and path gradients.
+
+    Also the agreement of IG's ranking with permutation's, over the features both cover.
+    """
+    ig_attrs, ig_grads, completeness = integrated_gradients(run.forward, run.inputs,
+                                                            run.baselines, n_steps)
+    n = len(run.inputs[0])
+    ig = per_feature(ig_attrs, run.masks, run.features) if completeness is not None \
+        else torch.full((n, len(run.features)), float("nan"))
+    for k, values in embedding_gradients(run.forward, run.module, run.inputs, run.baselines,
+                                         run.features, n_steps).items():
         ig[:, k] = values
-    if torch.isfinite(ig[0]).any():
-        result["methods"]["integrated_gradients"] = {
-            **_global(ig, seed),
-            # the shortfall of the float inputs' attributions against what they should add
-            # up to (layer IG of embeddings is a second integral: not included)
-            "completeness_error": None if completeness is None else round(float(
-                completeness[:, 0].sum() / completeness[:, 1].sum().clamp_min(1e-12)), 6)}
-        covered = torch.isfinite(ig[0])
-        result["agreement"] = {"features": spearman(perm.nanmean(0)[covered],
+    if not torch.isfinite(ig[0]).any():
+        run.result["skipped"].append("Integrated Gradients: no floating-point input and no "
+                                     "embedding reading an integer one; the ranking is by "
+                                     "permutation alone")
+        run.result["agreement"] = {"features": None, "features_compared": 0}
+        return ig, ig_attrs, ig_grads
+    run.result["methods"]["integrated_gradients"] = {
+        **_global(ig, seed),
+        # the shortfall of the float inputs' attributions against what they should add up
+        # to (layer IG of embeddings is a second integral: not included)
+        "completeness_error": None if completeness is None else round(float(
+            completeness[:, 0].sum() / completeness[:, 1].sum().clamp_min(1e-12)), 6)}
+    covered = torch.isfinite(ig[0])
+    run.result["agreement"] = {"features": spearman(perm.nanmean(0)[covered],
                                                     ig.abs().nanmean(0)[covered]),
                                "features_compared": int(covered.sum())}
-    else:
-        result["skipped"].append("Integrated Gradients: no floating-point input and no "
-                                  "embedding reading an integer one; the ranking is by "
-                                  "permutation alone")
-        result["agreement"] = {"features": None, "features_compared": 0}
+    return ig, ig_attrs, ig_grads
 
-    arrays["ig_maps"], arrays["occlusion_maps"], arrays["time_profiles"] = {}, {}, {}
-    for i, x in enumerate(inputs):
+
+def _heat_maps(run: _Run, ig_attrs: Sequence[Tensor | None], occlusion_samples: int) -> None:
+    """IG and occlusion heat maps of grids (and their pixel agreement); time profiles."""
+    for i, x in enumerate(run.inputs):
         attr = ig_attrs[i]
         if attr is not None and input_kind(x) == "grid":
-            arrays["ig_maps"][i] = attr.abs().sum(1).cpu()
-            if occlusion_samples and not over_budget("occlusion"):
-                few = [t[:occlusion_samples] for t in inputs]
-                window = max(2, min(x.shape[2], x.shape[3]) // 8)  # 8 windows across
-                occ = occlusion(Forward(module, few, task), few[i], baselines[i],
-                                [t for j, t in enumerate(few) if j != i], i, window)
-                n = len(occ)
-                arrays["occlusion_maps"][i] = occ
-                rhos = [spearman(occ[s], arrays["ig_maps"][i][s]) for s in range(n)]
-                rhos = [r for r in rhos if r is not None]
-                result["agreement"]["pixels"] = (
-                    round(float(torch.tensor(rhos).median()), 6) if rhos else None)
+            run.arrays["ig_maps"][i] = attr.abs().sum(1).cpu()
+            if occlusion_samples and not run.over_budget("occlusion"):
+                _occlusion(run, i, occlusion_samples)
         if attr is not None and input_kind(x) == "sequence":
             profile = attr.sum(2).abs().mean(0).cpu()
-            arrays["time_profiles"][i] = profile
-            result.setdefault("time_profiles", {})[str(i)] = _floats(profile)
+            run.arrays["time_profiles"][i] = profile
+            run.result.setdefault("time_profiles", {})[str(i)] = _floats(profile)
 
-    result["sanity"] = None
-    if randomisations and not over_budget("randomisation test"):
-        trained = _profile(ig_grads, perm)
-        result["sanity"] = _randomisation_test(module, trained, inputs, baselines, masks,
-                                               features, task, n_steps, permutations,
-                                               randomisations, seed, loss)
 
-    result["local"] = _local(inputs, reference, ig if torch.isfinite(ig).all() else None, perm,
-                             features)
-    result["seconds"] = round(time.perf_counter() - start, 3)
-    return result, arrays
+def _occlusion(run: _Run, i: int, samples: int) -> None:
+    few = [t[:samples] for t in run.inputs]
+    occ = occlusion(Forward(run.module, few, run.task), few[i], run.baselines[i],
+                    [t for j, t in enumerate(few) if j != i], i, _window(few[i]))
+    run.arrays["occlusion_maps"][i] = occ
+    rhos = [spearman(occ[s], run.arrays["ig_maps"][i][s]) for s in range(len(occ))]
+    rhos = [r for r in rhos if r is not None]
+    run.result["agreement"]["pixels"] = (
+        round(float(torch.tensor(rhos).median()), 6) if rhos else None)
 
 
 def _profile(grads: Sequence[Tensor | None], perm: Tensor) -> Tensor:
@@ -215,22 +324,23 @@ def _profile(grads: Sequence[Tensor | None], perm: Tensor) -> Tensor:
     return torch.cat(parts) if parts else perm.nanmean(0)
 
 
-def _randomisation_test(module: nn.Module, trained: Tensor, inputs: Sequence[Tensor],
-                        baselines: Sequence[Tensor], masks: Sequence[Tensor],
-                        features: Sequence[Feature], task: str | None, n_steps: int,
-                        permutations: int, randomisations: int, seed: int,
-                        loss: Callable[[nn.Module], float] | None) -> dict[str, Any]:
+def _randomisation_test(run: _Run, trained: Tensor, n_steps: int, permutations: int,
+                        randomisations: int, seed: int,
+                        loss: Callable[[nn.Module], float] | None,
+                        own_loss: float | None) -> dict[str, Any]:
     """Trained against re-initialised copies: profile similarity and, with ``loss``, its ratio."""
-    copies = [randomised_copy(module, seed + 1 + r).eval() for r in range(randomisations)]
+    copies = [randomised_copy(run.module, seed + 1 + r).eval() for r in range(randomisations)]
     randomised = []
     for copy in copies:
-        forward = Forward(copy, inputs, task)
-        _, grads, _ = integrated_gradients(forward, inputs, baselines, n_steps)
-        perm = permutation_importance(forward, inputs, masks, features, permutations, seed) \
+        forward = Forward(copy, run.inputs, run.task)
+        _, grads, _ = integrated_gradients(forward, run.inputs, run.baselines, n_steps)
+        perm = permutation_importance(forward, run.inputs, run.masks, run.features,
+                                      permutations, seed) \
             if all(g is None for g in grads) else torch.empty(0)
         randomised.append(_profile(grads, perm))
     out: dict[str, Any] = {
-        "method": "gradients" if any(x.is_floating_point() for x in inputs) else "permutation",
+        "method": "gradients" if any(x.is_floating_point() for x in run.inputs)
+        else "permutation",
         "randomisations": randomisations,
         "elements": len(trained),
         "similarity_to_randomised": _mean([spearman(trained, r) for r in randomised]),
@@ -240,7 +350,8 @@ def _randomisation_test(module: nn.Module, trained: Tensor, inputs: Sequence[Ten
     }
     if loss is not None:
         with torch.no_grad():
-            own, random_losses = loss(module), [loss(c) for c in copies]
+            own = own_loss if own_loss is not None else loss(run.module)
+            random_losses = [loss(c) for c in copies]
         out["loss_ratio"] = round(own / max(sum(random_losses) / len(copies), 1e-12), 6)
     return out
 

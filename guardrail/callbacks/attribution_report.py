@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from torchmetrics.functional.classification import binary_auroc
 
 from guardrail.attribution import explain
+from guardrail.attribution.task import infer_task, model_error
 from guardrail.batches import peek_rows
 from guardrail.callbacks.base import GuardrailCallback, Policy
-from guardrail.checks.attribution import attribution_findings, sanity_passed
+from guardrail.checks.attribution import (
+    AttributionThresholds,
+    attribution_findings,
+    sanity_passed,
+    skipped,
+    supported,
+)
 from guardrail.errors import ConfigError
-from guardrail.findings import Finding, Severity
 from guardrail.io import write_json
+from guardrail.module import TASKS
 from guardrail.shapes import first_tensor
 
 FOLDER = "attribution"
@@ -41,6 +47,18 @@ class AttributionReport(GuardrailCallback):
     - agreement between the methods (Spearman), the model-parameter randomisation test, and
       for each explained sample its data support (is it near the training data?).
 
+    One-off work at the end of a run is given a budget relative to the run: ``budget_share``
+    of the fit's wall time (fit start to the attribution's start). Samples, IG steps,
+    permutations, random copies and occlusion maps are lowered, down to floors below which
+    the figures would mean little (:mod:`guardrail.attribution.budget`), until the estimated
+    cost fits; ``attribution.json`` says under ``budget`` what was lowered and why, and
+    ``settings`` holds what was used. ``budget_s`` caps it in seconds whatever the run's length.
+
+    The task (how the output is explained, and how the randomisation test judges errors) is
+    ``task`` when given, else the module's declared ``task`` (a ``GuardrailModule``), else
+    read from the outputs and targets: several output columns and integer targets (or no
+    targets) make a multiclass classifier, one column and 0/1 targets a binary one.
+
     Writes ``attribution/attribution.json`` and PNG plots into the run directory; findings
     ``attribution.sanity_failed``, ``attribution.methods_disagree``, ``attribution.incomplete``,
     ``attribution.low_support`` and ``attribution.skipped``. It never stops training: a model
@@ -57,14 +75,15 @@ class AttributionReport(GuardrailCallback):
         randomisations: Re-initialised model copies in the randomisation test (0: skip it).
         occlusion_samples: Grid samples given occlusion heat maps.
         budget_s: Seconds after which the remaining steps are skipped (and said so).
-        max_similarity: Randomisation test: the largest Spearman between the trained model's
-            gradient profile and a random copy's.
-        max_loss_ratio: Randomisation test: the largest error, as a share of its random
-            copies', the model may have on up to ``LOSS_SAMPLES`` (1024) validation samples
-            (a module with ``compute_loss``; 1 - AUROC for binary tasks, the error rate for
-            multiclass, the loss otherwise).
-        min_agreement: Spearman below which two methods count as disagreeing.
-        max_completeness_error: IG completeness error above which an info finding is given.
+        budget_share: Share of the fit's wall time the attribution aims to stay within
+            (None: as configured, up to ``budget_s``).
+        thresholds: :class:`~guardrail.checks.attribution.AttributionThresholds`, or a
+            mapping of the fields to change (``{"min_agreement": 0.3}``). The randomisation
+            test's error is measured on up to ``LOSS_SAMPLES`` (1024) validation samples: 1 -
+            AUROC for binary tasks, the error rate for multiclass, the module's
+            ``compute_loss`` (or, without one, the mean squared error) otherwise.
+        task: ``regression``, ``binary``, ``multiclass``, ``reconstruction`` or ``ranking``;
+            None: the module's ``task``, else inferred.
         seed: Seed of every random draw.
         stage: ``fit``: explain at the end of fit, the weights training ended with; ``test``:
             at the start of each test, the weights the test split is scored with (the best
@@ -84,14 +103,29 @@ class AttributionReport(GuardrailCallback):
 
     """
 
+    state_key_fields = ("stage",)
+
+    family = "attribution"
+
     def __init__(self, dirpath: str | Path | None = None, samples: int = 64,
                  reference_samples: int = 256, n_steps: int = 32, permutations: int = 3,
                  randomisations: int = 2, occlusion_samples: int = 4, budget_s: float = 60.0,
-                 max_similarity: float = 0.5, max_loss_ratio: float = 0.9,
-                 min_agreement: float = 0.2,
-                 max_completeness_error: float = 0.05, seed: int = 0, stage: str = "fit",
+                 budget_share: float | None = 0.1,
+                 thresholds: AttributionThresholds | Mapping[str, Any] | None = None,
+                 task: str | None = None, seed: int = 0, stage: str = "fit",
                  policy: Policy = "record") -> None:
         super().__init__(policy)
+        if task is not None and task not in TASKS:
+            raise ConfigError(
+                f"AttributionReport: task={task!r} is not one of {', '.join(TASKS)}; pass one "
+                "of them (`guardrails.callbacks.attribution.task=multiclass`), or null to take "
+                "the module's declared task or infer it from its outputs.")
+        if budget_share is not None and not 0 < budget_share <= 1:
+            raise ConfigError(
+                f"AttributionReport: budget_share={budget_share!r} must be in (0, 1], the share "
+                "of the fit's wall time; e.g. `guardrails.callbacks.attribution.budget_share="
+                "0.1`, or null to run as configured.")
+        self.task, self.budget_share = task, budget_share
         if stage not in STAGES:
             raise ConfigError(
                 f"AttributionReport: stage={stage!r} is not one of {', '.join(STAGES)}; e.g. "
@@ -107,11 +141,14 @@ class AttributionReport(GuardrailCallback):
         self.settings = {"n_steps": n_steps, "permutations": permutations,
                          "randomisations": randomisations, "occlusion_samples": occlusion_samples,
                          "budget_s": budget_s, "seed": seed}
-        self.thresholds = {"max_similarity": max_similarity, "max_loss_ratio": max_loss_ratio,
-                           "min_agreement": min_agreement,
-                           "max_completeness_error": max_completeness_error}
+        self.thresholds = AttributionThresholds.coerce(thresholds)
         self.result: dict[str, Any] | None = None
         self.files: dict[str, str] = {}
+        self._fit_start: float | None = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Start the clock the attribution's budget is a share of."""
+        self._fit_start = time.perf_counter()
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """With ``stage="fit"``: explain the weights training ended with."""
@@ -134,11 +171,10 @@ class AttributionReport(GuardrailCallback):
                 pl_module.eval()
                 self._explain(trainer, pl_module)
         except Exception as err:  # never break the user's run over an explanation
-            self.emit(trainer, Finding(
-                "attribution.skipped", Severity.INFO,
-                f"The model could not be attributed: {type(err).__name__}: {err}.",
-                hint="Training and every other guardrail are unaffected; a module whose "
-                     "forward takes its batch's inputs as tensors can be attributed."))
+            self.emit(trainer, skipped(
+                f"the model could not be called: {type(err).__name__}: {err} (training and "
+                "every other guardrail are unaffected; a module whose forward takes its "
+                "batch's inputs as tensors can be attributed)"))
         finally:
             pl_module.train(was_training)
         self.log_metrics(trainer, {"guardrail/attribution_s": time.perf_counter() - start})
@@ -152,14 +188,14 @@ class AttributionReport(GuardrailCallback):
         val = val[0] if isinstance(val, list | tuple) and val else val
         reference, ref_targets, why = peek_rows(train, pl_module, self.reference_samples)
         if reference is None:
-            self.emit(trainer, _skipped(f"no training samples to compare with: {why}"))
+            self.emit(trainer, skipped(f"no training samples to compare with: {why}"))
             return
         inputs, targets, why = peek_rows(val, pl_module, self.samples) if val is not None \
             else (None, None, "there is no validation loader")
         if inputs is None or [x.dtype for x in inputs] != [x.dtype for x in reference] or \
                 [x.shape[1:] for x in inputs] != [x.shape[1:] for x in reference]:
             inputs, targets = _head(reference, self.samples), _head(ref_targets, self.samples)
-            self.emit(trainer, _skipped(
+            self.emit(trainer, skipped(
                 f"validation samples ({why or 'their inputs differ from training inputs'}); "
                 "training samples are explained instead"))
         # The loss ratio of the randomisation test on more held-out samples than are
@@ -172,19 +208,40 @@ class AttributionReport(GuardrailCallback):
             loss_inputs, loss_targets = inputs, targets
         to_device = trainer.strategy.batch_to_device
         inputs = to_device(list(inputs))
+        task, task_source = self._task(pl_module, inputs, targets)
+        fit_s = time.perf_counter() - self._fit_start if self._fit_start is not None else None
+        target_s = self.budget_share * fit_s \
+            if self.budget_share is not None and fit_s is not None else None
         self.result, arrays = explain(
             pl_module, inputs, to_device(list(reference)),
-            names=getattr(pl_module, "feature_names", None),
-            task=getattr(pl_module, "task", None),
-            loss=_loss_on(pl_module, to_device(list(loss_inputs)), to_device(loss_targets)),
-            **self.settings)
+            names=getattr(pl_module, "feature_names", None), task=task,
+            loss=model_error(pl_module, to_device(list(loss_inputs)), to_device(loss_targets),
+                          task),
+            target_s=target_s, **self.settings)
+        self.result["task"] = {"task": task, "source": task_source}
+        self.result["budget"].update(
+            fit_s=None if fit_s is None else round(fit_s, 3), share=self.budget_share,
+            why=_budget_why(self.result["budget"], fit_s, self.budget_share))
         if self.result.get("sanity"):
-            self.result["sanity"]["passed"] = sanity_passed(
-                self.result["sanity"], self.thresholds["max_similarity"],
-                self.thresholds["max_loss_ratio"])
+            self.result["sanity"]["passed"] = sanity_passed(self.result["sanity"],
+                                                            self.thresholds)
+        for row in self.result.get("local") or []:
+            row["supported"] = supported(row, self.thresholds)
         # once per (check, where): each test call explains again, and says the same
-        self.emit_once(trainer, attribution_findings(self.result, **self.thresholds))
+        self.emit_once(trainer, attribution_findings(self.result, self.thresholds))
         self._write(trainer, arrays)
+
+    def _task(self, pl_module: LightningModule, inputs: list[torch.Tensor],
+              targets: Any) -> tuple[str | None, str]:
+        """The task and where it came from: the argument, the module, or its outputs."""
+        if self.task is not None:
+            return self.task, "argument"
+        declared = getattr(pl_module, "task", None)
+        if declared in TASKS:
+            return declared, "module"
+        with torch.no_grad():
+            out = first_tensor(pl_module(*inputs))
+        return infer_task(out, targets), "inferred"
 
     def _write(self, trainer: Trainer, arrays: dict[str, Any]) -> None:
         from guardrail.report.plots import attribution_plots
@@ -195,7 +252,7 @@ class AttributionReport(GuardrailCallback):
             plots = attribution_plots(folder, self.result, arrays)
         except ImportError as err:
             plots = {}
-            self.emit(trainer, _skipped(f"plots ({err}; `pip install matplotlib`)"))
+            self.emit(trainer, skipped(f"plots ({err}; `pip install matplotlib`)"))
         self.result["plots"] = plots
         write_json(folder / RESULT, self.result)
         self.files = {RESULT: str(folder / RESULT),
@@ -211,43 +268,16 @@ def _head(data: Any, n: int) -> Any:
     return data[:n] if isinstance(data, torch.Tensor) else None
 
 
-def _loss_on(pl_module: LightningModule, inputs: list[torch.Tensor],
-             targets: Any) -> Callable[[torch.nn.Module], float] | None:
-    """``model -> error on held-out samples``, lower is better, for the randomisation test.
-
-    Classifiers are judged by how they rank or pick, not by their loss: an overconfident
-    model can rank almost perfectly while its weighted cross-entropy is above a random
-    copy's (BOT: AUROC 0.95, loss 1.3-1.6x its random copies'). So the error is 1 - AUROC for
-    a binary task (with both classes among the samples), the error rate for multiclass, and
-    the module's own ``compute_loss`` otherwise.
-    """
-    compute = getattr(pl_module, "compute_loss", None)
-    if targets is None or not callable(compute):
-        return None
-    task = getattr(pl_module, "task", None)
-    if task == "binary" and isinstance(targets, torch.Tensor) and \
-            len(torch.unique(targets.flatten())) == 2:
-        def error(model: torch.nn.Module) -> float:
-            with torch.no_grad():
-                scores = first_tensor(model(*inputs)).flatten().float()
-                return 1.0 - float(binary_auroc(scores, targets.flatten().long()))
-    elif task == "multiclass" and isinstance(targets, torch.Tensor):
-        def error(model: torch.nn.Module) -> float:
-            with torch.no_grad():
-                picked = first_tensor(model(*inputs)).argmax(1)
-                return float((picked != targets.long()).float().mean())
+def _budget_why(budget: dict[str, Any], fit_s: float | None, share: float | None) -> str:
+    """One sentence for ``attribution.json``: what the budget was and what it lowered."""
+    if share is None or fit_s is None:
+        basis = "no run-relative budget (" + ("budget_share is null" if share is None else
+                                              "no fit was timed") + ")"
     else:
-        def error(model: torch.nn.Module) -> float:
-            with torch.no_grad():
-                return float(compute(model(*inputs), targets))
-
-    try:
-        error(pl_module)
-    except Exception:  # a loss that needs more than (predictions, targets): judged without
-        return None
-    return error
-
-
-def _skipped(what: str) -> Finding:
-    return Finding("attribution.skipped", Severity.INFO, f"Not attributed: {what}.",
-                   hint="The rest of the attribution report stands.")
+        basis = f"{share:.0%} of the fit's {fit_s:.1f} s is {budget['target_s']:.2f} s"
+    if not budget["reduced"]:
+        return f"{basis}; nothing lowered (estimated {budget['estimated_s']['planned']:.2f} s)"
+    lowered = ", ".join(f"{k} {v['from']}->{v['to']}" for k, v in budget["reduced"].items())
+    return (f"{basis}; lowered {lowered} (estimated {budget['estimated_s']['configured']:.2f} "
+            f"s -> {budget['estimated_s']['planned']:.2f} s; floors: "
+            "guardrail.attribution.budget.FLOORS)")

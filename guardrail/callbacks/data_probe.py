@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -10,14 +13,18 @@ from torch import Tensor
 from guardrail.batches import model_inputs, peek_batches, peekable
 from guardrail.callbacks.base import GuardrailCallback, Policy
 from guardrail.checks.data import (
+    DataThresholds,
     duplicate_share,
     input_stats,
     leakage_findings,
     repeats_expected,
     unnormalized_findings,
 )
+from guardrail.distributed import gather_objects
 from guardrail.findings import Finding, Severity
-from guardrail.fingerprint import sample_hashes, sample_rows
+from guardrail.fingerprint import MAX_SAMPLES, sample_hashes, sample_rows
+
+Hashes = tuple[np.ndarray, int] | None  # (per-sample hashes, samples in the split)
 
 
 class DataProbe(GuardrailCallback):
@@ -33,12 +40,17 @@ class DataProbe(GuardrailCallback):
     share them, so the share of validation samples found in training is judged against the
     share of training samples that equal another training sample).
 
+    Hashing grows with the data, so under DDP every rank hashes a shard of each split and the
+    hashes are gathered (the others no longer wait for rank zero); a map-style split of more
+    than ``max_samples`` samples is hashed on a seeded sample, and the overlap found in a
+    sampled training split is scaled up by its coverage (an ``info`` says so).
+
     Args:
         policy: ``record`` or ``strict``.
         batches: Training batches measured for the scale checks.
-        max_abs: Values at least this large count as unnormalised.
-        scale_ratio: A feature's standard deviation this many times the median feature's
-            counts as on another scale.
+        thresholds: :class:`~guardrail.checks.data.DataThresholds`, or a mapping of the fields
+            to change (``{"max_abs": 1e9}``).
+        max_samples: Samples of a map-style split hashed before a seeded sample is taken.
 
     Example:
         >>> import torch
@@ -55,19 +67,39 @@ class DataProbe(GuardrailCallback):
         [('data.leakage', 'val'), ('data.unnormalized', 'input 0')]
     """
 
-    def __init__(self, policy: Policy = "record", batches: int = 4, max_abs: float = 100.0,
-                 scale_ratio: float = 1000.0) -> None:
+    family = "data"
+
+    def __init__(self, policy: Policy = "record", batches: int = 4,
+                 thresholds: DataThresholds | Mapping[str, Any] | None = None,
+                 max_samples: int = MAX_SAMPLES) -> None:
         super().__init__(policy)
         self.batches = batches
-        self.max_abs = max_abs
-        self.scale_ratio = scale_ratio
+        self.thresholds = DataThresholds.coerce(thresholds)
+        self.max_samples = max_samples
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Scale checks on the first batches and the overlap check, then agree."""
+        train, vals = self._hashes(trainer)  # a collective: every rank hashes a shard
         if trainer.is_global_zero:
             self._scales(trainer, pl_module)
-            self._leakage(trainer)
+            self._leakage(trainer, train, vals)
         self.enforce(trainer)
+
+    def _hashes(self, trainer: Trainer) -> tuple[Hashes, list[Hashes]]:
+        """The training split's and each validation split's hashes, sharded over the ranks."""
+        rank, world = trainer.global_rank, trainer.world_size
+        gather = gather_objects if world > 1 else None
+
+        def hashes(dataset: Any) -> Hashes:
+            return sample_hashes(dataset, self.max_samples, rank=rank, world=world,
+                                 gather=gather) if dataset is not None else None
+
+        train = hashes(getattr(trainer.train_dataloader, "dataset", None))
+        if train is None:
+            return None, []
+        vals = trainer.val_dataloaders
+        vals = vals if isinstance(vals, list | tuple) else [vals]
+        return train, [hashes(getattr(v, "dataset", None)) for v in vals if v is not None]
 
     def _scales(self, trainer: Trainer, pl_module: LightningModule) -> None:
         loader = trainer.train_dataloader
@@ -93,34 +125,43 @@ class DataProbe(GuardrailCallback):
                 continue
             x = torch.cat([b[i] for b in batches if b is not None and len(b) > i])
             for finding in unnormalized_findings(input_stats(x), where, names,
-                                                 self.max_abs, self.scale_ratio):
+                                                 self.thresholds):
                 self.emit(trainer, finding)
 
-    def _leakage(self, trainer: Trainer) -> None:
-        train = getattr(trainer.train_dataloader, "dataset", None)
-        vals = trainer.val_dataloaders
-        vals = vals if isinstance(vals, list | tuple) else [vals]
-        train_hashes = sample_hashes(train) if train is not None else None
-        if train_hashes is None:
+    def _leakage(self, trainer: Trainer, train: Hashes, vals: list[Hashes]) -> None:
+        if train is None:
             return
+        train_hashes, n_train = train
+        coverage = len(train_hashes) / max(n_train, 1)  # below 1: a seeded sample was hashed
         natural: float | None = None  # measured once, only where some sample is shared
-        for i, loader in enumerate(v for v in vals if v is not None):
-            val_hashes = sample_hashes(getattr(loader, "dataset", None))
-            if val_hashes is None:
+        for i, val in enumerate(vals):
+            if val is None:
                 continue
-            overlap = int(np.isin(val_hashes, train_hashes).sum())
+            val_hashes, _ = val
+            found = int(np.isin(val_hashes, train_hashes).sum())
+            overlap = min(round(found / coverage), len(val_hashes)) if found else 0
             if overlap and natural is None:
-                natural = self._natural_share(train, train_hashes)
+                natural = self._natural_share(
+                    getattr(trainer.train_dataloader, "dataset", None), train_hashes)
             split = "val" if i == 0 else f"val{i}"
+            if coverage < 1:
+                self.emit(trainer, Finding(
+                    "data.skipped", Severity.INFO,
+                    f"Leakage was judged on a seeded sample of {len(train_hashes)} of "
+                    f"{n_train} training samples; the {found} {split} samples found in it "
+                    f"count as {overlap}.", where=split,
+                    evidence={"hashed": len(train_hashes), "samples": n_train},
+                    hint="Raise `max_samples` (guardrails.callbacks.data_probe.max_samples) "
+                         "to hash every sample."))
             for finding in leakage_findings(overlap, len(val_hashes), split,
-                                            natural=natural or 0.0):
+                                            natural=natural or 0.0,
+                                            thresholds=self.thresholds):
                 self.emit(trainer, finding)
 
-    @staticmethod
-    def _natural_share(train: object, hashes: np.ndarray) -> float:
+    def _natural_share(self, train: object, hashes: np.ndarray) -> float:
         """Duplicates within training, where inputs can repeat without anyone copying them."""
         within = duplicate_share(hashes)
         if within == 0.0:
             return 0.0
         rows = sample_rows(train)
-        return within if rows is None or repeats_expected(rows) else 0.0
+        return within if rows is None or repeats_expected(rows, self.thresholds) else 0.0

@@ -15,7 +15,13 @@ from guardrail.callbacks.base import best_effort
 from guardrail.distributed import gather_objects
 from guardrail.effective import run_settings, sampler_record
 from guardrail.environment import determinism_settings, hardware, platform_info, source_info
-from guardrail.fingerprint import OrderFingerprint, dataset_fingerprint, file_hash, state_hash
+from guardrail.fingerprint import (
+    MAX_SAMPLES,
+    OrderFingerprint,
+    dataset_fingerprint,
+    file_hash,
+    state_hash,
+)
 from guardrail.fingerprint import tensor_hash as config_hash
 from guardrail.io import write_json, write_text
 
@@ -45,7 +51,11 @@ class RunManifest(Callback):
         overrides: The command-line overrides; default: Hydra's, else none.
         order_batches: Batches per epoch in the data-order fingerprint.
         trajectory_steps: Global steps after which the parameters are hashed.
-        fingerprint_data: Hash the content of every split (linear in data size).
+        fingerprint_data: Hash the content of every split (linear in data size; under DDP
+            every rank hashes a shard and the shards' sums are combined).
+        max_samples: Samples of a map-style split hashed one by one; a larger split is
+            hashed on a seeded sample of this many, recorded under the split's ``sampled``
+            (in-memory ``TensorDataset`` splits are always hashed whole, in bulk).
 
     Example:
         >>> import json, pathlib, tempfile
@@ -65,7 +75,8 @@ class RunManifest(Callback):
     def __init__(self, dirpath: str | Path | None = None, config: dict[str, Any] | None = None,
                  overrides: Sequence[str] | None = None, order_batches: int = 4,
                  trajectory_steps: Sequence[int] = DEFAULT_STEPS,
-                 fingerprint_data: bool = True) -> None:
+                 fingerprint_data: bool = True, max_samples: int = MAX_SAMPLES) -> None:
+        self.max_samples = max_samples
         self.dirpath = Path(dirpath) if dirpath is not None else None
         self.config = config
         self.overrides = list(overrides) if overrides is not None else None
@@ -103,9 +114,9 @@ class RunManifest(Callback):
                                          strategy=type(trainer.strategy).__name__)
         self.manifest["configuration"]["effective"] = run_settings(trainer, pl_module)
         self._sampler = sampler_record(trainer.train_dataloader)
-        if self.fingerprint_data and trainer.is_global_zero:
-            self._fingerprint(trainer.train_dataloader, "train")
-            self._fingerprint(trainer.val_dataloaders, "val")
+        if self.fingerprint_data:  # a collective: every rank hashes a shard
+            self._fingerprint(trainer, trainer.train_dataloader, "train")
+            self._fingerprint(trainer, trainer.val_dataloaders, "val")
         params = list(pl_module.parameters())
         self.manifest["model"] = {
             "initial_hash": state_hash(pl_module),
@@ -137,9 +148,8 @@ class RunManifest(Callback):
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Fingerprint the test split, once."""
-        if self.manifest and self.fingerprint_data and "test" not in self.manifest["data"] \
-                and trainer.is_global_zero:
-            self._fingerprint(trainer.test_dataloaders, "test")
+        if self.manifest and self.fingerprint_data and "test" not in self.manifest["data"]:
+            self._fingerprint(trainer, trainer.test_dataloaders, "test")  # on every rank
             self._write(trainer)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule,
@@ -177,10 +187,13 @@ class RunManifest(Callback):
                 return resolved, self.overrides or list(hydra_cfg.overrides.task)
         return {"hparams": dict(getattr(pl_module, "hparams", {}))}, self.overrides or []
 
-    def _fingerprint(self, loaders: Any, split: str) -> None:
+    def _fingerprint(self, trainer: Trainer, loaders: Any, split: str) -> None:
         loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
-        prints = [dataset_fingerprint(getattr(loader, "dataset", loader)) for loader in loaders
-                  if loader is not None]
+        world = trainer.world_size
+        prints = [dataset_fingerprint(getattr(loader, "dataset", loader),
+                                      max_samples=self.max_samples, rank=trainer.global_rank,
+                                      world=world, gather=gather_objects if world > 1 else None)
+                  for loader in loaders if loader is not None]
         if prints:
             self.manifest["data"][split] = prints[0] if len(prints) == 1 else prints
 

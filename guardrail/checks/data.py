@@ -1,6 +1,7 @@
 """Data checks: unnormalised inputs and train/validation overlap.
 
-Check ids ``data.unnormalized`` and ``data.leakage``, from statistics a callback measured.
+Check ids ``data.unnormalized`` and ``data.leakage``, from statistics a callback measured;
+every number the rules compare against is a field of :class:`DataThresholds`.
 
 Example:
     >>> import torch
@@ -14,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,45 @@ import torch
 from torch import Tensor
 
 from guardrail.findings import Finding, Severity
+from guardrail.thresholds import Thresholds, limit
+
+
+@dataclass(frozen=True)
+class DataThresholds(Thresholds):
+    """What the data rules compare against.
+
+    Example:
+        >>> DataThresholds.coerce({"max_abs": 1e9}).max_abs
+        1000000000.0
+        >>> DataThresholds(leakage_min_fraction=2.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        guardrail.errors.ConfigError: DataThresholds: leakage_min_fraction=2.0 must be in ...
+
+    """
+
+    max_abs: float = limit(
+        100.0, "data.unnormalized", "|x| at least this large is not standardised (z-scores of "
+        "real data stay far below it; a [-1, 1] rule would fire on healthy images)", low=0,
+        open_low=True, shown="100")
+    scale_ratio: float = limit(
+        1000.0, "data.unnormalized", "a feature whose sd is this many times the median "
+        "feature's is on another scale", low=1, open_low=True, shown="1000\u00d7")
+    scale_min_features: int = limit(
+        3, "data.unnormalized", "features an input needs before one is judged against the "
+        "median", low=2, integer=True)
+    leakage_min_fraction: float = limit(
+        0.005, "data.leakage", "overlap beyond what chance explains, as a share of the split, "
+        "that counts as leakage", low=0, high=1, shown="0.5%")
+    leakage_standard_errors: float = limit(
+        3.0, "data.leakage", "binomial standard errors of the natural share the excess must "
+        "also exceed", low=0, shown="3")
+    repeats_max_share: float = limit(
+        0.5, "data.leakage", "inputs repeat naturally where the median column holds fewer "
+        "distinct values than this share of the distinct rows", low=0, high=1)
+
+
+DEFAULTS = DataThresholds()
 
 
 def input_stats(x: Tensor) -> dict[str, Any]:
@@ -45,8 +86,7 @@ def unnormalized_findings(
     stats: dict[str, Any],
     name: str,
     feature_names: Sequence[str] | None = None,
-    max_abs: float = 100.0,
-    scale_ratio: float = 1000.0,
+    thresholds: DataThresholds = DEFAULTS,
 ) -> list[Finding]:
     """``data.unnormalized`` for raw-looking inputs or one feature's scale far from the bulk.
 
@@ -54,11 +94,9 @@ def unnormalized_findings(
         stats: :func:`input_stats` of a few training batches of one input.
         name: The input's name (``x`` or its position) for ``where``.
         feature_names: Names of the features (dim 1), if known.
-        max_abs: Values this large do not come out of a standardisation (z-scores of real
-            data stay far below it); a [-1, 1] rule would fire on healthy images.
-        scale_ratio: A feature whose standard deviation is this many times the median
-            feature's is on another scale.
+        thresholds: ``max_abs``, ``scale_ratio`` and ``scale_min_features``.
     """
+    max_abs, scale_ratio = thresholds.max_abs, thresholds.scale_ratio
     findings = []
     if stats["max_abs"] >= max_abs:
         raw = " integer-valued (raw counts or 0-255 pixels?)" if stats["integers"] else ""
@@ -80,7 +118,7 @@ def unnormalized_findings(
                  "before the first layer."))
         return findings
     stds = torch.tensor(stats["std"])
-    if len(stds) >= 3:
+    if len(stds) >= thresholds.scale_min_features:
         median = float(stds.median())
         worst = int(stds.argmax())
         if median > 0 and float(stds[worst]) > scale_ratio * median:
@@ -96,11 +134,11 @@ def unnormalized_findings(
     return findings
 
 
-def repeats_expected(rows: Tensor, max_share: float = 0.5) -> bool:
+def repeats_expected(rows: Tensor, thresholds: DataThresholds = DEFAULTS) -> bool:
     """Whether identical samples can occur naturally: most input columns take few values.
 
     Counted over the distinct rows (copies would make any data look repetitive): if the
-    median column holds fewer distinct values than ``max_share`` of those rows, two
+    median column holds fewer distinct values than ``repeats_max_share`` of those rows, two
     independent samples can coincide (counts, flags, ids: a customer's first week); where
     columns are continuous measurements, an identical sample is a copy.
 
@@ -115,7 +153,7 @@ def repeats_expected(rows: Tensor, max_share: float = 0.5) -> bool:
         return True
     columns = unique[:, :: max(1, unique.shape[1] // 256)]  # at most ~256 columns
     distinct = torch.tensor([float(len(torch.unique(c))) for c in columns.T])
-    return float(distinct.median()) < max_share * len(unique)
+    return float(distinct.median()) < thresholds.repeats_max_share * len(unique)
 
 
 def duplicate_share(hashes: np.ndarray) -> float:
@@ -131,19 +169,19 @@ def duplicate_share(hashes: np.ndarray) -> float:
     return float((counts[inverse] > 1).mean())
 
 
-def leakage_findings(overlap: int, n_val: int, split: str = "val",
-                     min_fraction: float = 0.005, natural: float = 0.0) -> list[Finding]:
+def leakage_findings(overlap: int, n_val: int, split: str = "val", natural: float = 0.0,
+                     thresholds: DataThresholds = DEFAULTS) -> list[Finding]:
     """``data.leakage`` when more ``split`` samples appear in training than chance explains.
 
     Args:
         overlap: ``split`` samples whose inputs equal a training sample's, byte for byte.
         n_val: Samples in ``split``.
         split: The split's name, for ``where``.
-        min_fraction: Overlap beyond what is expected, as a share of the split, that counts.
         natural: The share expected without leakage: where inputs repeat naturally (see
             :func:`repeats_expected`), the share of training samples that equal another
-            training sample; else 0. The excess must also exceed three binomial standard
-            errors of that share.
+            training sample; else 0.
+        thresholds: The excess over ``natural`` must reach ``leakage_min_fraction`` of the
+            split and ``leakage_standard_errors`` binomial standard errors of that share.
 
     Example:
         >>> [f.severity.value for f in leakage_findings(30, 100)]
@@ -156,7 +194,9 @@ def leakage_findings(overlap: int, n_val: int, split: str = "val",
     if overlap == 0 or n_val == 0:
         return []
     fraction = overlap / n_val
-    margin = max(min_fraction, 3 * (natural * (1 - natural) / n_val) ** 0.5)
+    min_fraction = thresholds.leakage_min_fraction
+    margin = max(min_fraction, thresholds.leakage_standard_errors
+                 * (natural * (1 - natural) / n_val) ** 0.5)
     evidence = {"overlap": overlap, "samples": n_val, "fraction": fraction,
                 "expected_fraction": natural}
     if fraction - natural >= margin:

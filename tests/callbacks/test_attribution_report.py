@@ -101,7 +101,7 @@ def test_findings_made_after_the_best_checkpoint_survive_testing_it(tmp_path):
     data = Known(600)
     callbacks = [ModelCheckpoint(dirpath=tmp_path, monitor="val/loss"),
                  AttributionReport(dirpath=tmp_path, samples=100, randomisations=0,
-                                   max_completeness_error=-1.0),  # always an info finding
+                                   thresholds={"max_completeness_error": -1.0}),  # an info finding
                  RunReport(tmp_path)]
     trainer = quiet_trainer(callbacks=callbacks, max_epochs=2, enable_checkpointing=True)
     module = mlp_module()
@@ -236,7 +236,7 @@ def test_unknown_stage_is_a_config_error():
 
 
 def test_a_classifier_is_judged_by_ranking_not_by_an_overconfident_loss():
-    from guardrail.callbacks.attribution_report import _loss_on
+    from guardrail.attribution.task import model_error
 
     x = torch.randn(400, 3)
     y = (x[:, 0] > 0).float()
@@ -245,6 +245,51 @@ def test_a_classifier_is_judged_by_ranking_not_by_an_overconfident_loss():
         sharp.weight.copy_(torch.tensor([[60.0, 0.0, 0.0]]))
         sharp.bias.fill_(-30.0)
     module = GuardrailModule(sharp, task="binary")
-    error = _loss_on(module, [x], y)
+    error = model_error(module, [x], y)
     loss = float(module.compute_loss(module(x), y))
     assert error(module) < 0.01 and loss > 1.0  # the loss would call it worse than random
+
+
+def test_a_short_run_gets_a_lowered_explanation_and_says_what_was_lowered(tmp_path):
+    report = AttributionReport(dirpath=tmp_path)
+    quiet_trainer(callbacks=[report], max_steps=2).fit(mlp_module(), datamodule=Known(600))
+    budget = json.loads((tmp_path / "attribution" / "attribution.json").read_text())["budget"]
+    assert budget["fit_s"] > 0 and budget["share"] == 0.1
+    assert budget["reduced"]["n_steps"] == {"from": 32, "to": 16}
+    assert "lowered" in budget["why"] and report.result["settings"]["n_steps"] == 16
+    assert report.result["ranking"] and report.result["sanity"] is not None  # floors kept
+
+
+def test_without_a_share_the_explanation_runs_as_configured(tmp_path):
+    report = AttributionReport(dirpath=tmp_path, budget_share=None, randomisations=0)
+    quiet_trainer(callbacks=[report], max_steps=2).fit(mlp_module(), datamodule=Known(600))
+    assert report.result["budget"]["reduced"] == {}
+    assert report.result["settings"]["n_steps"] == 32
+
+
+def test_the_task_comes_from_the_argument_the_module_or_the_outputs(tmp_path):
+    class Plain(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(10, 3)
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, i):
+            return self(batch[0]).logsumexp(1).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    sources = []
+    for module, report in ((Plain(), AttributionReport(tmp_path, randomisations=0)),
+                           (Plain(), AttributionReport(tmp_path, randomisations=0,
+                                                       task="regression")),
+                           (mlp_module(), AttributionReport(tmp_path, randomisations=0))):
+        quiet_trainer(callbacks=[report], max_steps=1, limit_val_batches=0).fit(
+            module, datamodule=Known(300))
+        sources.append(report.result["task"])
+    assert sources == [{"task": "multiclass", "source": "inferred"},
+                       {"task": "regression", "source": "argument"},
+                       {"task": "regression", "source": "module"}]

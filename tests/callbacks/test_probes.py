@@ -190,7 +190,7 @@ def test_one_feature_on_another_scale_is_named():
     x, y = regression()
     x[:, 5] *= 1e5
     module = GuardrailModule(mlp(), feature_names=[f"f{i}" for i in range(8)])
-    found = fit(module, DataProbe(max_abs=1e9), loader(x, y), max_steps=1)
+    found = fit(module, DataProbe(thresholds={"max_abs": 1e9}), loader(x, y), max_steps=1)
     assert found == [("data.unnormalized", "f5")]
 
 
