@@ -19,8 +19,11 @@ def _run_in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture(autouse=True)
 def _idle_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An idle host for ResourceMonitor's contention rule: a test's findings must not depend
-    on what else runs on the machine (the rule's own tests set a load)."""
+    """An idle host for ResourceMonitor's contention rule.
+
+    A test's findings must not depend on what else runs on the machine; the rule's own tests
+    set a load.
+    """
     import os
 
     if hasattr(os, "getloadavg"):

@@ -91,7 +91,8 @@ def test_a_large_map_style_split_is_sampled_and_says_so():
     full, sampled = dataset_fingerprint(Dicts(rows)), dataset_fingerprint(Dicts(rows),
                                                                           max_samples=20)
     assert "sampled" not in full
-    assert sampled["sampled"] == {"hashed": 20, "why": "count", "seed": 0} and sampled["samples"] == 50
+    assert sampled["sampled"] == {"hashed": 20, "why": "count", "seed": 0}
+    assert sampled["samples"] == 50
     assert sampled["content"] != full["content"]
     # the same data sampled again gives the same fingerprint; a changed sample a new one
     assert dataset_fingerprint(Dicts(rows), max_samples=20)["content"] == sampled["content"]
