@@ -165,9 +165,18 @@ class RunManifest(Callback):
         return {"trajectory": self.trajectory, "order": self.order.per_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the trajectory and order hashes; tolerant of older checkpoints."""
-        self.trajectory = list(state_dict.get("trajectory", []))
-        self.order.per_epoch = dict(state_dict.get("order", {}))
+        """Restore the trajectory and order hashes, keeping those recorded since.
+
+        Testing the best checkpoint after fit restores its (earlier) state into this callback,
+        which saw the whole run: replacing the hashes would drop every epoch after the best
+        one, and two runs whose best epochs differ would seem to have seen different batches.
+        Tolerant of older checkpoints.
+        """
+        steps = {t["step"] for t in self.trajectory}
+        self.trajectory = sorted([*self.trajectory, *(
+            t for t in state_dict.get("trajectory", []) if t["step"] not in steps)],
+            key=lambda t: t["step"])
+        self.order.per_epoch = {**dict(state_dict.get("order", {})), **self.order.per_epoch}
 
     def _config(self, pl_module: LightningModule) -> tuple[dict[str, Any], list[str]]:
         from hydra.core.hydra_config import HydraConfig

@@ -51,3 +51,18 @@ def test_another_seed_diverges_from_the_initial_weights(tmp_path, tiny_data):
     b, _ = run(tmp_path, "b", tiny_data, seed=1)
     keys = [(d["category"], d["key"]) for d in diff_runs(a, b) if not d.get("same")]
     assert ("trajectory", "initial_weights") in keys and ("trajectory", "step 1") in keys
+
+
+def test_testing_an_earlier_checkpoint_keeps_the_hashes_recorded_since():
+    """The best checkpoint's (earlier) state must not cut off the epochs after it: two runs
+    whose best epochs differ would otherwise seem to have seen different batches."""
+    whole = RunManifest()
+    whole.order.per_epoch = {0: "a", 1: "b", 2: "c"}
+    whole.trajectory = [{"step": 1, "hash": "h1"}, {"step": 2, "hash": "h2"}]
+    best = {"order": {0: "a"}, "trajectory": [{"step": 1, "hash": "h1"}]}
+    whole.load_state_dict(best)
+    assert whole.order.per_epoch == {0: "a", 1: "b", 2: "c"}
+    assert [t["step"] for t in whole.trajectory] == [1, 2]
+    resumed = RunManifest()  # a fresh callback resuming a run continues from the checkpoint
+    resumed.load_state_dict(best)
+    assert resumed.order.per_epoch == {0: "a"} and resumed.trajectory == best["trajectory"]
