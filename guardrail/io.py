@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -80,3 +81,13 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 def write_jsonl(path: str | os.PathLike[str], rows: list[Any]) -> None:
     """Write one JSON object per line, atomically."""
     write_text(path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows))
+
+
+def utc_now() -> str:
+    """The time now, in UTC, as ISO 8601 to the second: what run files record.
+
+    Example:
+        >>> utc_now().endswith("+00:00")
+        True
+    """
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

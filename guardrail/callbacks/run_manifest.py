@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from guardrail.fingerprint import (
     state_hash,
 )
 from guardrail.fingerprint import tensor_hash as config_hash
-from guardrail.io import write_json, write_text
+from guardrail.io import utc_now, write_json, write_text
 
 MANIFEST = "manifest.json"
 PATCH = "source.patch"
@@ -96,7 +95,7 @@ class RunManifest(Callback):
         config, overrides = self._config(pl_module)
         self.manifest = {
             "schema": 1, "status": "running",
-            "started_at": _now(), "finished_at": None,
+            "started_at": utc_now(), "finished_at": None,
             "hardware": hardware(), "platform": platform_info(),
             "source": source_info(_source_file(pl_module)),
             "configuration": {"resolved": config, "overrides": overrides,
@@ -214,7 +213,7 @@ class RunManifest(Callback):
             "checkpoint": {"path": checkpoint, "hash": file_hash(checkpoint)
                            if checkpoint and Path(checkpoint).is_file() else None},
         })
-        self.manifest.update(status=status, finished_at=_now())
+        self.manifest.update(status=status, finished_at=utc_now())
         self._write(trainer)
 
     def _write(self, trainer: Trainer) -> None:
@@ -252,6 +251,3 @@ def _source_file(obj: Any) -> str | None:
     except (TypeError, OSError):
         return None
 
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

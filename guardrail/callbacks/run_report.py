@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from guardrail.checks.baseline import datamodule_baselines, datamodule_roles
 from guardrail.distributed import world_size
 from guardrail.errors import ConfigError
 from guardrail.findings import Finding
+from guardrail.io import utc_now
 from guardrail.report.run import write_run_files
 
 
@@ -55,7 +55,7 @@ class RunReport(Callback):
         self.html = html
         self.metrics: dict[str, dict[str, float]] = {}
         self.history: list[dict[str, float]] = []
-        self.started_at = _now()
+        self.started_at = utc_now()
         self.report: dict[str, Any] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -132,7 +132,7 @@ class RunReport(Callback):
             "status": status,
             "error": error,
             "started_at": self.started_at,
-            "finished_at": None if status == "running" else _now(),
+            "finished_at": None if status == "running" else utc_now(),
             "metrics": self.metrics,
             "baselines": baselines or self.report.get("baselines", {}),
             "baseline_roles": {name: (roles or {}).get(name, "trivial") for name in baselines}
@@ -177,6 +177,3 @@ def _resources(trainer: Trainer | None) -> dict[str, Any] | None:
     monitors = [cb for cb in getattr(trainer, "callbacks", []) if isinstance(cb, ResourceMonitor)]
     return monitors[0].summary() if monitors else None
 
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
