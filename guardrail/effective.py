@@ -15,11 +15,13 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+if TYPE_CHECKING:  # torch is imported where a live object is read: `guardrail diff` needs none
+    import torch
+    from torch.utils.data import DataLoader
 
 Scalar = str | int | float | bool | None
 
@@ -30,7 +32,8 @@ def scalar(value: Any) -> Scalar:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+    if torch is not None and isinstance(value, torch.Tensor) and value.numel() == 1:
         return scalar(value.item())
     return repr(value)
 
@@ -62,6 +65,8 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Scalar]:
 
 def sampler_kind(loader: DataLoader) -> tuple[str, bool | None]:
     """The sampler's class name and whether it shuffles (None: cannot tell)."""
+    from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
+
     sampler = loader.sampler
     batch_sampler = getattr(loader, "batch_sampler", None)
     inner = getattr(batch_sampler, "sampler", None)
@@ -81,13 +86,15 @@ def sampler_record(loader: Any) -> dict[str, Scalar]:
     """What decides a loader's order: the sampler, and a DistributedSampler's partitioning.
 
     Example:
-        >>> from torch.utils.data import DistributedSampler
+        >>> from torch.utils.data import DataLoader, DistributedSampler
         >>> data = list(range(10))
         >>> sampler = DistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=7)
         >>> sampler_record(DataLoader(data, sampler=sampler))["num_replicas"]
         2
 
     """
+    from torch.utils.data import DataLoader, DistributedSampler
+
     if not isinstance(loader, DataLoader):
         return {"sampler": type(loader).__name__}
     kind, shuffle = sampler_kind(loader)
@@ -101,6 +108,8 @@ def sampler_record(loader: Any) -> dict[str, Scalar]:
 
 def dataloader_settings(loader: Any, name: str) -> dict[str, Scalar]:
     """Sampler kind, batch size and drop_last of one dataloader, keyed ``<name>_dataloader.*``."""
+    from torch.utils.data import DataLoader
+
     if not isinstance(loader, DataLoader):
         return {f"{name}_dataloader": type(loader).__name__}
     kind, shuffle = sampler_kind(loader)
@@ -173,11 +182,14 @@ def optimizers_of(configured: Any) -> list[torch.optim.Optimizer]:
     """The optimisers in any form ``configure_optimizers`` may return.
 
     Example:
+        >>> import torch
         >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
         >>> optimizers_of({"optimizer": opt, "lr_scheduler": None}) == [opt]
         True
 
     """
+    import torch
+
     if isinstance(configured, torch.optim.Optimizer):
         return [configured]
     if isinstance(configured, Mapping):

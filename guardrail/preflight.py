@@ -5,11 +5,20 @@ name the key, suggest the close ones, list the valid options, and every problem 
 Recipes are looked up on the same search path Hydra will use: the package's configs, a
 ``--config-dir`` and ``hydra.searchpath`` (:mod:`guardrail.recipe`).
 
+The values are checked too, before any object is built: every key of a ``_target_`` node
+(the trainer, the recipe's data, model and module, callbacks, logger) against the type its
+target declares in its signature (``int``, ``float``, ``bool``, ``str``, ``Optional``,
+``Literal``, lists and tuples of those), and the trainer's counts against their ranges
+(:func:`check_values`). An annotation the check does not understand is never a refusal.
+
 Example:
     >>> check_argv(["recipe=wea", "model.pool=2"]) is None
     True
     >>> print(check_argv(["recipe=nope"]).splitlines()[0])
     Unknown recipe 'nope'. Available recipes:
+    >>> print(check_argv(["recipe=wea", "trainer.max_epochs=abc"]))  # doctest: +ELLIPSIS
+    `trainer.max_epochs` is 'abc' (a string, from the command line), but ...Trainer takes \
+max_epochs as an int or null. Give an int or null, e.g. `trainer.max_epochs=120`.
 
 """
 
@@ -25,9 +34,10 @@ from typing import Any
 
 from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from guardrail.config_values import check_values
 from guardrail.recipe import (
     RecipeInfo,
     discover_recipes,
@@ -104,9 +114,28 @@ def check_argv(argv: list[str]) -> str | None:
     tree = OmegaConf.to_container(cfg, resolve=False)
     problems = [p for o in overrides if (p := _key_problem(o, tree))]
     if not problems and not multirun:
+        problems = _value_problems(overrides, groups + hydra_overrides, tree)
+    if not problems and not multirun:
         run_dir = OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=False)
         problems = [p for p in [_dir_problem(str(run_dir))] if p and run_dir]
     return "\n\n".join(problems) or None
+
+
+def _value_problems(overrides: list[str], base: list[str], tree: dict[str, Any]) -> list[str]:
+    """:func:`check_values` of the config composed with every override."""
+    values = [o for o in overrides if _key(o) not in GROUPS and not _key(o).startswith("hydra.")]
+    given = {_key(o): o for o in values if not o.startswith("~")}
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            cfg = compose("train", overrides=base + values, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        first = str(err).strip().splitlines()[0]
+        return [f"The command line {' '.join(overrides)!r} does not compose into a config: "
+                f"{first} Check the override syntax (`key=value`, `+key=value` to add one); "
+                "`python -m guardrail.train --cfg job` prints every key."]
+    with open_dict(cfg):
+        cfg.hydra = None  # Hydra's own settings: checked by Hydra
+    return check_values(cfg, given, defaults=tree)
 
 
 def _overrides(argv: list[str]) -> tuple[list[str], bool]:
@@ -205,3 +234,8 @@ def _dir_problem(run_dir: str) -> str | None:
         reason = f"no permission on {existing}"
         return f"The output directory '{path}' cannot be written: {reason}. {fix}"
     return None
+
+
+# --------------------------------------------------------------------- value checks
+# Trainer arguments that count something: the smallest value Lightning accepts, and what the
+# smallest means. Lightning's annotations say `int`; the ranges are in its docs.

@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from guardrail.effective import flatten
 from guardrail.errors import GuardrailError
 
 CATEGORIES = ("config", "effective", "data", "code", "trajectory", "packages", "hardware",
@@ -137,6 +136,8 @@ def diff_manifests(a: dict[str, Any], b: dict[str, Any], run_a: str = "", run_b:
                    report_a: dict[str, Any] | None = None,
                    report_b: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every difference, ordered by category (most likely cause first), then key."""
+    from guardrail.effective import flatten  # imports torch: only when a diff is made
+
     ca, cb = a.get("configuration") or {}, b.get("configuration") or {}
     out = _diff("config", _relative(flatten(ca.get("resolved") or {}), run_a),
                 _relative(flatten(cb.get("resolved") or {}), run_b))

@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from guardrail.rundiff import diff_runs, format_diff, is_identical
-
 HELP = "explain why two runs differ (config, settings, data, code, weights, metrics)"
 EPILOG = """examples:
   guardrail diff outputs/est/2026-01-01_12-00-00 outputs/est/2026-01-02_09-30-00
@@ -30,6 +28,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Print the differences; 0 if identical, 1 otherwise."""
+    from guardrail.rundiff import diff_runs, format_diff, is_identical
+
     differences = diff_runs(args.run_a, args.run_b)
     identical = is_identical(differences)
     if args.json:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from guardrail.report import rerender
-
 HELP = "re-render a run's report.html from report.json and findings.jsonl"
 EPILOG = """examples:
   guardrail report outputs/wea/2026-01-01_12-00-00
@@ -25,6 +23,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Re-render each run's report.html and print its path."""
+    from guardrail.report import rerender
+
     for run_dir in args.run_dirs:
         print(rerender(run_dir))
     return 0
