@@ -1,4 +1,9 @@
-"""The dataloader methods every recipe's datamodule shares.
+"""Dataloader methods over a datamodule's ``_loader(split, shuffle)``.
+
+New recipes subclass :class:`guardrail.datamodule.RecipeDataModule`, which builds the loaders
+itself (batch size, workers, the seeded shuffle); :class:`SplitLoaders` remains for
+datamodules that write their own ``_loader``. :class:`BatchedTensors` and :func:`collate`
+live in :mod:`guardrail.datamodule` and are re-exported here.
 
 Example:
     >>> import lightning.pytorch as pl
@@ -13,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch.utils.data import TensorDataset, default_collate
+from guardrail.datamodule import BatchedTensors, collate
+
+__all__ = ["BatchedTensors", "SplitLoaders", "collate"]
 
 
 class SplitLoaders:
@@ -38,34 +44,3 @@ class SplitLoaders:
     def test_dataloader(self) -> Any:
         """Test batches, in the split's order."""
         return self._loader("test")
-
-
-class _Batch(list):
-    """Tensors already batched by :class:`BatchedTensors`: collation passes them through."""
-
-
-class BatchedTensors(TensorDataset):
-    """A ``TensorDataset`` that a DataLoader reads a batch at a time.
-
-    The loader's fetcher calls ``__getitems__`` with a batch's indices; one indexing per
-    tensor replaces a ``__getitem__`` per sample and the stacking after it. At RET's 1024
-    users per batch the per-sample path took half of every training step
-    (``resources.input_bound``). Samples, order and sampler are those of a
-    ``TensorDataset``; pass :func:`collate` as the loader's ``collate_fn``.
-
-    Example:
-        >>> import torch
-        >>> from torch.utils.data import DataLoader
-        >>> data = BatchedTensors(torch.arange(10.0), torch.arange(10))
-        >>> [x.tolist() for x in next(iter(DataLoader(data, 4, collate_fn=collate)))]
-        [[0.0, 1.0, 2.0, 3.0], [0, 1, 2, 3]]
-    """
-
-    def __getitems__(self, indices: list[int]) -> _Batch:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        return _Batch(t[index] for t in self.tensors)
-
-
-def collate(data: Any) -> Any:
-    """A batch from :class:`BatchedTensors` as it is; anything else by ``default_collate``."""
-    return list(data) if isinstance(data, _Batch) else default_collate(data)

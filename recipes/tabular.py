@@ -1,4 +1,8 @@
-"""Tabular encoding shared by the tabular recipes (EST, CCF): fitted on training rows only.
+"""Tabular encoding shared by the recipes (EST, CCF, RET): fitted on training rows only.
+
+:class:`Encoding` turns named columns into the networks' ``(x_num, x_cat)`` inputs;
+:func:`one_hot_design` turns those into the design matrix of a linear baseline (logistic or
+ridge regression), so a baseline sees the same encoded inputs as the network.
 
 Example:
     >>> import pandas as pd
@@ -86,6 +90,24 @@ class Encoding:
                                 f"remove it from `data.log_features`.")
             values[col] = np.log1p(values[col])
         return values.to_numpy(float)
+
+
+def one_hot_design(x_num: np.ndarray, x_cat: np.ndarray,
+                   cardinalities: Sequence[int]) -> np.ndarray:
+    """``[N, n_num + sum(cardinalities)]``: numeric columns, then each category one-hot.
+
+    Args:
+        x_num: ``[N, n_num]`` encoded numeric columns (:meth:`Encoding.transform`).
+        x_cat: ``[N, n_cat]`` category codes, column ``j`` in ``[0, cardinalities[j])``.
+        cardinalities: Levels per categorical column, the unknown code included.
+
+    Example:
+        >>> one_hot_design(np.array([[0.5], [1.5]]), np.array([[0], [2]]), [3]).tolist()
+        [[0.5, 1.0, 0.0, 0.0], [1.5, 0.0, 0.0, 1.0]]
+
+    """
+    x_cat = np.asarray(x_cat).reshape(len(x_num), len(cardinalities))
+    return np.hstack([x_num, *(np.eye(k)[x_cat[:, j]] for j, k in enumerate(cardinalities))])
 
 
 def _levels(column: pd.Series) -> list[str]:

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+from torch.utils.data import TensorDataset
 
+from guardrail.datamodule import SPLITS, RecipeDataModule, check_disjoint, loader_problems
 from guardrail.errors import ConfigError, DataError
-from guardrail.recipes.splits import SplitLoaders
+from guardrail.recipes.scoring import binary_scores, negatives_per_positive
 
 from .generator import ACTIONS, POSITIONS, STREETS, PokerLogs, generate_logs
 
-SPLITS = ("train", "val", "test")
 # Model inputs: each numeric column is derived from the original log field named here.
 NUMERIC = ("bet_frac", "strength", "difficulty", "time_to_act_ms", "click_dx", "click_dy",
            "path_px", "straight_px", "timestamp_ms", "table_id")
@@ -73,21 +71,6 @@ def timing_variance_score(time_to_act_ms: np.ndarray) -> np.ndarray:
     return -np.log(time_to_act_ms).var(axis=1)
 
 
-def binary_scores(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """``average_precision`` and ``auroc`` of ``scores`` (higher = more bot-like).
-
-    The same torchmetrics functions as the module's metrics, so the numbers compare exactly.
-
-    Example:
-        >>> binary_scores(np.array([0.9, 0.1, 0.4]), np.array([1, 0, 0]))
-        {'average_precision': 1.0, 'auroc': 1.0}
-
-    """
-    preds, target = torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(labels)
-    return {"average_precision": float(binary_average_precision(preds, target.long())),
-            "auroc": float(binary_auroc(preds, target.long()))}
-
-
 def split_players(
     labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
 ) -> np.ndarray:
@@ -112,7 +95,7 @@ def split_players(
     return codes
 
 
-class BotDataModule(SplitLoaders, pl.LightningDataModule):
+class BotDataModule(RecipeDataModule):
     """Synthetic per-player action sequences as ``(x_num, x_cat, label)``, split by player.
 
     Numeric inputs are standardised with the mean and std of the *training* players' actions
@@ -146,8 +129,7 @@ class BotDataModule(SplitLoaders, pl.LightningDataModule):
         test_fraction: float = 0.25, train_fraction: float = 1.0, batch_size: int = 128,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
-        problems = []
+        problems = loader_problems(batch_size, num_workers)
         if not 0.0 < bot_rate <= 0.5:
             problems.append(f"`data.bot_rate={bot_rate}` must be in (0, 0.5]; the paper's "
                             "setting is 0.01-0.05, e.g. `data.bot_rate=0.03`")
@@ -161,9 +143,9 @@ class BotDataModule(SplitLoaders, pl.LightningDataModule):
             problems.append(f"`data.val_fraction={val_fraction}` and `data.test_fraction="
                             f"{test_fraction}` must be > 0 and sum to < 1, e.g. "
                             "`data.val_fraction=0.2 data.test_fraction=0.25`")
-        if n_actions < 2 or batch_size < 1:
+        if n_actions < 2:
             problems.append(f"`data.n_actions={n_actions}` must be >= 2 (a variance needs two "
-                            f"actions) and `data.batch_size={batch_size}` >= 1")
+                            "actions), e.g. `data.n_actions=64`")
         n_bots = max(1, round(bot_rate * n_players))
         n_test_bots = round(test_fraction * n_bots)
         if min(n_test_bots, round(val_fraction * n_bots)) < 1:
@@ -172,15 +154,14 @@ class BotDataModule(SplitLoaders, pl.LightningDataModule):
                             "raise it, e.g. `data.n_players=4000`")
         if problems:
             raise ConfigError("BOT recipe config: " + "; ".join(problems) + ".")
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters(logger=False)
         self.logs: PokerLogs | None = None
         self.split: dict[str, np.ndarray] = {}  # split name -> player row indices
         self.mean = self.std = None
 
-    def setup(self, stage: str | None = None) -> None:
-        """Generate, split, check and standardise once; later calls return at once."""
-        if self.logs is not None:
-            return
+    def build_splits(self) -> dict[str, TensorDataset]:
+        """Generate, split by player, check and standardise."""
         hp = self.hparams
         logs = generate_logs(hp.n_players, hp.n_actions, hp.bot_rate, hp.humanised_share, hp.seed)
         codes = split_players(logs.label, hp.val_fraction, hp.test_fraction, hp.seed)
@@ -189,7 +170,7 @@ class BotDataModule(SplitLoaders, pl.LightningDataModule):
             keep = split_players(logs.label[rows["train"]], hp.train_fraction, 0.0, hp.seed + 1)
             rows["train"] = rows["train"][keep == 1]
         self.split = rows
-        check_player_split(logs.player_id, rows)
+        check_disjoint({name: logs.player_id[idx] for name, idx in rows.items()}, "players", "BOT")
         for name, idx in rows.items():
             if logs.label[idx].sum() == 0 or len(idx) == 0:
                 raise DataError(f"BOT synthetic data: the {name} split has {len(idx)} players "
@@ -204,9 +185,8 @@ class BotDataModule(SplitLoaders, pl.LightningDataModule):
         self.std = np.where(std > 0, std, 1.0)  # a constant training column stays finite
         x_num = torch.from_numpy(((numeric - self.mean) / self.std).astype(np.float32))
         x_cat, y = torch.from_numpy(categorical), torch.from_numpy(logs.label.astype(np.float32))
-        self.datasets = {name: TensorDataset(x_num[idx], x_cat[idx], y[idx])
-                         for name, idx in rows.items()}
         self.logs = logs
+        return {name: TensorDataset(x_num[idx], x_cat[idx], y[idx]) for name, idx in rows.items()}
 
     # ------------------------------------------------------------------------ the contract
     def net_kwargs(self) -> dict[str, Any]:
@@ -218,12 +198,10 @@ class BotDataModule(SplitLoaders, pl.LightningDataModule):
         self.setup()
         labels = self.logs.label[self.split["train"]]
         return {"feature_names": [*NUMERIC, *CATEGORICAL],
-                "class_ratio": float((labels == 0).sum() / max(1, labels.sum())),
-                "n_actions": self.hparams.n_actions}
+                "class_ratio": negatives_per_positive(labels), "n_actions": self.hparams.n_actions}
 
-    def baselines(self) -> dict[str, dict[str, float]]:
+    def compute_baselines(self) -> dict[str, dict[str, float]]:
         """Score the timing-variance rule and a constant (training) rate on the test split."""
-        self.setup()
         test = self.logs.subset(self.split["test"])
         train_rate = float(self.logs.label[self.split["train"]].mean())
         return {
@@ -231,30 +209,3 @@ class BotDataModule(SplitLoaders, pl.LightningDataModule):
                                              test.label),
             "prevalence": binary_scores(np.full(len(test.label), train_rate), test.label),
         }
-
-    # ------------------------------------------------------------------------- loaders
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(self.datasets[name], batch_size=self.hparams.batch_size,
-                          shuffle=shuffle, generator=generator,
-                          num_workers=self.hparams.num_workers)
-
-
-def check_player_split(player_id: np.ndarray, rows: dict[str, np.ndarray]) -> None:
-    """Raise :class:`DataError` if a player appears in two splits (their sequences would leak).
-
-    Example:
-        >>> check_player_split(np.array([7, 8, 7]), {"train": np.array([0]), "test": np.array([2])})
-        Traceback (most recent call last):
-        ...
-        guardrail.errors.DataError: BOT split leaks: 1 players in both train and test (e.g. 7).
-
-    """
-    names = list(rows)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            shared = np.intersect1d(player_id[rows[a]], player_id[rows[b]])
-            if len(shared):
-                raise DataError(f"BOT split leaks: {len(shared)} players in both {a} and {b} "
-                                f"(e.g. {shared[0]}).")

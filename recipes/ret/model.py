@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from guardrail.errors import ConfigError
 from guardrail.module import GuardrailModule, SchedulerFactory
+from guardrail.recipes.scoring import check_feature_names, pos_weighted_bce
 
 
 class RetentionNet(nn.Module):
@@ -113,13 +114,9 @@ class RetentionModule(GuardrailModule):
             raise ConfigError(f"`module.pos_weight` must be > 0, got {pos_weight}; leave it to "
                               "the datamodule (negatives per positive in training).")
         n_inputs = net.n_seq_features + net.n_static_num + len(net.cardinalities)
-        if feature_names is not None and len(feature_names) != n_inputs:
-            raise ConfigError(
-                f"RetentionModule got {len(feature_names)} feature_names for a network with "
-                f"{n_inputs} input features; build both from the same datamodule "
-                "(`net_kwargs()`, `module_kwargs()`).")
         # A plain list: Hydra passes a ListConfig, which a weights-only checkpoint load refuses.
-        feature_names = [str(f) for f in feature_names] if feature_names is not None else None
+        feature_names = check_feature_names("RetentionModule", feature_names, n_inputs,
+                                            f"{n_inputs} input features")
         super().__init__(net=net, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
                          feature_names=feature_names)
         weight = float(pos_weight) if balance_classes else 1.0
@@ -131,5 +128,4 @@ class RetentionModule(GuardrailModule):
 
     def compute_loss(self, preds: Tensor, target: Tensor) -> Tensor:
         """Binary cross-entropy on logits, positives weighted by ``pos_weight``."""
-        return nn.functional.binary_cross_entropy_with_logits(
-            preds, target.float(), pos_weight=self.pos_weight)
+        return pos_weighted_bce(preds, target, self.pos_weight)

@@ -7,81 +7,25 @@ fields are normalised with training statistics only. See :class:`WeatherDataModu
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import os
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
-from guardrail.errors import ConfigError, DataError, MissingDependencyError
-from guardrail.recipes.splits import SplitLoaders
+from guardrail.datamodule import SPLITS, RecipeDataModule, TensorRows
+from guardrail.errors import ConfigError, DataError
+from guardrail.recipes.wea.sources import (
+    frame_hashes,
+    load_air_temperature,
+    load_ostia,
+    synthetic_fields,
+)
 
 SOURCES = ("air_temperature", "ostia", "synthetic")
-SPLITS = ("train", "val", "test")
 # Default (val_steps, test_steps): years per scenario, months, or a fraction of synthetic frames.
 _DEFAULT_STEPS = {"air_temperature": (10, 20), "ostia": (6, 12)}
-_HOURS_PER_360_DAY_YEAR = 8640.0
-
-
-def synthetic_fields(
-    n_frames: int = 500, height: int = 32, width: int = 48, seed: int = 0,
-    land_fraction: float = 0.25, missing_fraction: float = 0.01,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth, advected, multi-scale temperature fields in Kelvin, seeded.
-
-    A latitude gradient plus a seasonal cycle (stronger towards the pole) plus Gaussian random
-    field modes (a k^-3 energy spectrum, as in the atmosphere; ~2 K RMS) that evolve as AR(1)
-    processes while their phase shifts with an eastward wind (advection). Land (a static smooth
-    blob pattern covering ``land_fraction``) and random gaps (``missing_fraction``) are NaN.
-
-    Returns:
-        ``(fields [N, H, W] float32 with NaN where missing, mask [N, H, W] bool, True = valid)``.
-
-    Example:
-        >>> f, m = synthetic_fields(4, 8, 12, seed=1)
-        >>> f.shape, bool(np.isnan(f[~m]).all())
-        ((4, 8, 12), True)
-
-    """
-    rng = np.random.default_rng(seed)
-    ky = np.fft.fftfreq(height)[:, None]  # cycles per pixel, [H, 1]
-    kx = np.fft.rfftfreq(width)[None, :]  # [1, W//2+1]
-    k = np.hypot(ky, kx)
-    amp = np.where(k > 0, (k + 0.03) ** -2.0, 0.0)  # amplitude ~ k^-2 -> power ~ k^-4
-    amp /= np.sqrt((amp**2).sum())  # with norm="forward" below: ~2 K RMS anomalies
-
-    def modes() -> np.ndarray:  # complex white noise, [H, W//2+1]
-        return rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape)
-
-    phi = 0.9  # AR(1) memory per step
-    wind = rng.uniform(0.5, 1.5)  # pixels per step, eastward
-    shift = np.exp(-2j * np.pi * kx * wind)  # one step of advection as a Fourier phase ramp
-    coeffs = np.empty((n_frames, *k.shape), dtype=np.complex128)
-    c = modes()
-    for t in range(n_frames):
-        c = phi * c * shift + np.sqrt(1 - phi**2) * modes()
-        coeffs[t] = c
-    anomalies = np.fft.irfft2(coeffs * amp, s=(height, width), norm="forward")  # [N, H, W]
-    lat = np.linspace(0.0, 1.0, height)[:, None]  # 0 = equator, 1 = pole; [H, 1]
-    season = np.cos(2 * np.pi * np.arange(n_frames) / 12.0)[:, None, None]  # [N, 1, 1]
-    fields = 300.0 - 30.0 * lat + 8.0 * lat * season + anomalies  # [N, H, W]
-    mask = np.ones(fields.shape, dtype=bool)
-    if land_fraction > 0:
-        land = np.fft.irfft2(modes() * amp, s=(height, width))
-        mask &= land > np.quantile(land, land_fraction)
-    if missing_fraction > 0:
-        mask &= rng.random(fields.shape) >= missing_fraction
-    return np.where(mask, fields, np.nan).astype(np.float32), mask
-
-
-def frame_hashes(frames: np.ndarray) -> list[str]:
-    """SHA-1 of each frame's bytes (``frames`` is ``[N, ...]``)."""
-    return [hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest() for f in frames]
 
 
 def bilinear_grid(code_size: int, height: int, width: int) -> tuple[int, int]:
@@ -110,50 +54,6 @@ def bilinear_rmse(frames: np.ndarray, mask: np.ndarray, fill: np.ndarray, code_s
     return float(err.pow(2).mean().sqrt())
 
 
-def _read_iris_sample(name: str, variable: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """``(values, time in hours, variable attributes)`` of one iris-sample-data NetCDF-4 file."""
-    why = "the WEA recipe's real gridded data (or use `data.source=synthetic`)"
-    try:
-        import iris_sample_data
-    except ImportError as exc:
-        raise MissingDependencyError("iris_sample_data", why, "iris-sample-data==2.5.2") from exc
-    try:
-        import h5py
-    except ImportError as exc:
-        raise MissingDependencyError("h5py", why, "h5py") from exc
-    with h5py.File(os.path.join(iris_sample_data.path, name), "r") as f:
-        var = f[variable]
-        return var[...].astype(np.float32), f["time"][...], dict(var.attrs)
-
-
-def load_air_temperature() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """HadGEM2 A1B + E1 annual mean air temperature, duplicates dropped by content hash.
-
-    Returns:
-        ``(frames [340, 37, 49] K, mask, year [340])``; 1860-1999 is shared by both scenarios.
-
-    """
-    frames, years, seen = [], [], set()
-    for name in ("A1B_north_america.nc", "E1_north_america.nc"):
-        values, hours, _ = _read_iris_sample(name, "air_temperature")
-        year = np.floor(1970 + hours / _HOURS_PER_360_DAY_YEAR).astype(int)  # 360-day calendar
-        for frame, y, h in zip(values, year, frame_hashes(values), strict=True):
-            if h not in seen:  # identical content, not just the same index, counts as a duplicate
-                seen.add(h)
-                frames.append(frame)
-                years.append(y)
-    stack = np.stack(frames)
-    return stack, np.ones(stack.shape, dtype=bool), np.asarray(years)
-
-
-def load_ostia() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """OSTIA monthly SST ``[54, 18, 432]`` K; land (the fill value) masked; time = month index."""
-    values, _, attrs = _read_iris_sample("ostia_monthly.nc", "surface_temperature")
-    fill = float(np.ravel(attrs.get("_FillValue", [1e20]))[0])
-    mask = ~np.isclose(values, fill, rtol=1e-6)
-    return values, mask, np.arange(len(values))
-
-
 def time_split(times: np.ndarray, val_steps: int, test_steps: int) -> np.ndarray:
     """Split codes by time: 0 train, 1 val, 2 test.
 
@@ -172,18 +72,7 @@ def time_split(times: np.ndarray, val_steps: int, test_steps: int) -> np.ndarray
     return codes
 
 
-class _Fields(Dataset):
-    def __init__(self, field: torch.Tensor, mask: torch.Tensor) -> None:
-        self.field, self.mask = field, mask  # [N, 1, H, W] float32 / bool
-
-    def __len__(self) -> int:
-        return len(self.field)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"field": self.field[i], "mask": self.mask[i]}
-
-
-class WeatherDataModule(SplitLoaders, pl.LightningDataModule):
+class WeatherDataModule(RecipeDataModule):
     """Temperature fields split by time, normalised with training statistics, padded to /8.
 
     Normalisation: minus the per-pixel training mean (the climatology), divided by one scalar
@@ -229,14 +118,13 @@ class WeatherDataModule(SplitLoaders, pl.LightningDataModule):
         test_steps: int | None = None, n_frames: int = 500, height: int = 32, width: int = 48,
         land_fraction: float = 0.25, missing_fraction: float = 0.01,
     ) -> None:
-        super().__init__()
         if source not in SOURCES:
             raise ConfigError(
                 f"data.source={source!r} is not a WEA data source; choose one of "
                 f"{', '.join(SOURCES)} (e.g. `data.source=synthetic`)."
             )
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters(logger=False)
-        self.data: dict[str, _Fields] = {}
         self.pixel_mean: np.ndarray | None = None  # [h, w] K, real (unpadded) grid
         self.field_std: float | None = None
         self._raw: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # K, mask, time
@@ -253,10 +141,8 @@ class WeatherDataModule(SplitLoaders, pl.LightningDataModule):
         )
         return fields, mask, np.arange(hp.n_frames)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load, split, check and normalise once; later calls do nothing."""
-        if self.data:
-            return
+    def build_splits(self) -> dict[str, TensorRows]:
+        """Load, split by time, check and normalise with training statistics."""
         hp = self.hparams
         frames, mask, times = self._raw = self._load()
         bad = int((~np.isfinite(frames[mask])).sum())
@@ -293,20 +179,14 @@ class WeatherDataModule(SplitLoaders, pl.LightningDataModule):
         pad = (0, -w % 8, 0, -h % 8)  # right, bottom: the real region stays at [0:h, 0:w]
         field = F.pad(torch.from_numpy(norm)[:, None], pad)  # [N, 1, H8, W8]
         valid = F.pad(torch.from_numpy(mask)[:, None], pad)  # pad is False = not a pixel
-        self.data = {s: _Fields(field[codes == i], valid[codes == i]) for i, s in enumerate(SPLITS)}
         self._codes = codes
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(self.data[split], batch_size=self.hparams.batch_size, shuffle=shuffle,
-                          num_workers=self.hparams.num_workers, generator=generator,
-                          persistent_workers=self.hparams.num_workers > 0)
+        return {s: TensorRows(field=field[codes == i], mask=valid[codes == i])
+                for i, s in enumerate(SPLITS)}
 
     def net_kwargs(self) -> dict[str, Any]:
         """Network constructor arguments that depend on the data (padded grid size)."""
         self.setup()
-        _, _, height, width = self.data["train"].field.shape
+        _, _, height, width = self.datasets["train"].tensors["field"].shape
         return {"in_channels": 1, "height": int(height), "width": int(width)}
 
     def module_kwargs(self) -> dict[str, Any]:
@@ -314,9 +194,8 @@ class WeatherDataModule(SplitLoaders, pl.LightningDataModule):
         self.setup()
         return {"field_std": self.field_std}
 
-    def baselines(self) -> dict[str, dict[str, float]]:
+    def compute_baselines(self) -> dict[str, dict[str, float]]:
         """Test-split RMSE in K of the per-pixel training mean and of bilinear resampling."""
-        self.setup()
         frames, mask, _ = self._raw
         test, test_mask = frames[self._codes == 2], mask[self._codes == 2]
         mean = np.broadcast_to(self.pixel_mean, test.shape)

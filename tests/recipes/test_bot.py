@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import quiet_trainer
+from guardrail.datamodule import check_disjoint
 from guardrail.errors import ConfigError, DataError
 from guardrail.recipes.bot import (
     BotDataModule,
@@ -17,14 +18,7 @@ from guardrail.recipes.bot import (
     generate_logs,
     timing_variance_score,
 )
-from guardrail.recipes.bot.data import (
-    CATEGORICAL,
-    NUMERIC,
-    SPLITS,
-    binary_scores,
-    check_player_split,
-    split_players,
-)
+from guardrail.recipes.bot.data import CATEGORICAL, NUMERIC, SPLITS, split_players
 from guardrail.recipes.bot.generator import (
     ACTIONS,
     BOT,
@@ -33,6 +27,7 @@ from guardrail.recipes.bot.generator import (
     HUMANISED,
     TIME_LIMIT_MS,
 )
+from guardrail.recipes.scoring import binary_scores
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +130,9 @@ def test_split_is_by_player_stratified_and_checked(dm, logs):
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     assert sum(map(len, rows)) == 4000
     assert [int(logs.label[r].sum()) for r in rows] == [66, 24, 30]
+    player_id = np.array([7, 8, 7])
     with pytest.raises(DataError, match=r"1 players in both train and test \(e.g. 7\)"):
-        check_player_split(np.array([7, 8, 7]), {"train": np.array([0, 1]),
-                                                 "test": np.array([2])})
+        check_disjoint({"train": player_id[[0, 1]], "test": player_id[[2]]}, "players", "BOT")
     codes = split_players(np.array([0] * 80 + [1] * 20), 0.2, 0.3, seed=0)
     assert np.bincount(codes[80:]).tolist() == [10, 4, 6]
 

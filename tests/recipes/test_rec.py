@@ -26,7 +26,8 @@ from guardrail.recipes.rec import (
     ranking_at_k,
 )
 from guardrail.recipes.rec import data as rec_data
-from guardrail.recipes.rec.data import load_movielens, split_ratings, tokenize
+from guardrail.recipes.rec.content import tokenize
+from guardrail.recipes.rec.data import load_movielens, split_ratings
 from guardrail.recipes.rec.model import toy_items
 
 CONFIG = Path(__file__).parents[2] / "configs" / "recipe" / "rec.yaml"
@@ -128,12 +129,12 @@ def test_rating_counts_and_id_rows_exist_only_for_training_movies(dm):
 
 
 def test_evaluation_rows_rank_the_right_candidates(dm):
-    rows = dm.eval_sets["test"].rows
+    rows = dm.datasets["test"].tensors
     assert not (rows["warm_candidates"][:, dm.n_known:]).any()  # warm: known movies only
     assert not (rows["cold_candidates"][:, : dm.n_known]).any()  # cold: new movies only
     assert not (rows["warm_relevant"] & ~rows["warm_candidates"]).any()
     assert not (rows["cold_relevant"] & ~rows["cold_candidates"]).any()
-    val_cold = dm.eval_sets["val"].rows["cold_candidates"][0]
+    val_cold = dm.datasets["val"].tensors["cold_candidates"][0]
     assert not (val_cold & rows["cold_candidates"][0]).any()
 
 

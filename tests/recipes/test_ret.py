@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import quiet_trainer
+from guardrail.datamodule import SPLITS
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.ret import (
     RetentionDataModule,
@@ -17,17 +18,10 @@ from guardrail.recipes.ret import (
     RetentionNet,
     synthetic_app_events,
 )
-from guardrail.recipes.ret.data import (
-    SPLITS,
-    UNKNOWN,
-    Cohort,
-    Encoding,
-    cdnow_cohort,
-    load_cdnow,
-    repeat_rule,
-    split_users,
-)
+from guardrail.recipes.ret.cohort import Cohort, cdnow_cohort, load_cdnow
+from guardrail.recipes.ret.data import encode, encoded, repeat_rule, split_users
 from guardrail.recipes.ret.generator import AGE_BANDS, QUASI_IDENTIFIERS
+from guardrail.recipes.tabular import UNKNOWN
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +74,7 @@ def test_split_is_by_customer_and_disjoint(dm):
 
 
 def test_split_refuses_a_user_on_two_sides():
-    with pytest.raises(DataError, match=r"users \(e\.g\. 'x'\) are in both the train and val"):
+    with pytest.raises(DataError, match=r"1 users in both train and val \(e\.g\. x\)"):
         split_users(np.array(["x"] * 20), seed=0, val_fraction=0.2, test_fraction=0.2)
 
 
@@ -95,8 +89,8 @@ def test_setup_is_idempotent(dm):
 def test_scaling_uses_training_users_only(dm):
     train = dm.split["train"]
     logs = np.log1p(dm.cohort.counts)
-    np.testing.assert_allclose(dm.encoding.seq_mean, logs[train].mean((0, 1)), rtol=1e-6)
-    assert not np.allclose(dm.encoding.seq_mean, logs.mean((0, 1)), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(dm.day_encoding.mean, logs[train].mean((0, 1)), rtol=1e-6)
+    assert not np.allclose(dm.day_encoding.mean, logs.mean((0, 1)), rtol=1e-6, atol=0)
     seq = dm.datasets["train"].tensors[0]
     assert torch.allclose(seq.mean((0, 1)), torch.zeros(3), atol=1e-4)
 
@@ -105,9 +99,9 @@ def test_vocabulary_from_training_users_only():
     cohort = Cohort(np.array(["a", "b", "c"]), np.ones((3, 7, 1)), ["n"],
                     pd.DataFrame(index=range(3)),
                     pd.DataFrame({"city": ["Umea", "Malmo", "Kiruna"]}), np.zeros(3, bool))
-    enc = Encoding.fit(cohort, np.array([0, 1]))
-    _, num, cat = enc.transform(cohort)
-    assert num.shape == (3, 0) and enc.cardinalities == [3]
+    days, static = encode(cohort, np.array([0, 1]))
+    _, num, cat = encoded(cohort, days, static)
+    assert num.shape == (3, 0) and static.cardinalities == [3]
     assert cat[2, 0] == UNKNOWN and UNKNOWN not in cat[:2, 0]
 
 

@@ -21,7 +21,8 @@ from guardrail.recipes.wea import (
     WeatherDataModule,
     synthetic_fields,
 )
-from guardrail.recipes.wea.data import bilinear_grid, bilinear_rmse, frame_hashes, time_split
+from guardrail.recipes.wea.data import bilinear_grid, bilinear_rmse, time_split
+from guardrail.recipes.wea.sources import frame_hashes
 
 CONFIG = Path(__file__).parents[2] / "configs" / "recipe" / "wea.yaml"
 SMALL = {"source": "synthetic", "n_frames": 60, "height": 16, "width": 24, "batch_size": 8}
@@ -35,11 +36,11 @@ def small_dm(**overrides) -> WeatherDataModule:
 def test_time_split_puts_no_frame_on_both_sides():
     dm = small_dm()
     dm.setup()
-    hashes = {s: set(frame_hashes(d.field.numpy())) for s, d in dm.data.items()}
+    hashes = {s: set(frame_hashes(d.tensors["field"].numpy())) for s, d in dm.datasets.items()}
     assert not hashes["train"] & hashes["val"]
     assert not hashes["train"] & hashes["test"]
     assert not hashes["val"] & hashes["test"]
-    assert [len(d) for d in dm.data.values()] == [42, 6, 12]  # 70 % / 10 % / 20 % in time order
+    assert [len(d) for d in dm.datasets.values()] == [42, 6, 12]  # 70 % / 10 % / 20 % in time order
 
 
 def test_time_split_cuts_every_series_at_the_same_time():
@@ -68,17 +69,18 @@ def test_normalisation_uses_training_statistics_only(monkeypatch):
     changed.setup()
     np.testing.assert_array_equal(changed.pixel_mean, reference.pixel_mean)
     assert changed.field_std == reference.field_std
-    assert torch.equal(changed.data["train"].field, reference.data["train"].field)
-    assert not torch.equal(changed.data["test"].field, reference.data["test"].field)
-    train = reference.data["train"]
-    assert abs(float(train.field[train.mask].mean())) < 1e-4  # zero mean on training pixels
+    new, old = changed.datasets, reference.datasets
+    assert torch.equal(new["train"].tensors["field"], old["train"].tensors["field"])
+    assert not torch.equal(new["test"].tensors["field"], old["test"].tensors["field"])
+    train = reference.datasets["train"].tensors
+    assert abs(float(train["field"][train["mask"]].mean())) < 1e-4  # zero mean on training pixels
 
 
 def test_masked_pixels_are_zero_and_nan_at_valid_pixels_raises(monkeypatch):
     dm = small_dm(land_fraction=0.3)
     dm.setup()
-    for split in dm.data.values():
-        assert torch.all(split.field[~split.mask] == 0)
+    for split in dm.datasets.values():
+        assert torch.all(split.tensors["field"][~split.tensors["mask"]] == 0)
     bad = small_dm()
     fields, mask, times = bad._load()
     fields[3, 2, 2], fields[4, 1, 1] = np.nan, np.inf
@@ -91,11 +93,12 @@ def test_masked_pixels_are_zero_and_nan_at_valid_pixels_raises(monkeypatch):
 def test_setup_is_idempotent_and_grid_is_padded_to_multiples_of_8():
     dm = small_dm(height=13, width=21)
     dm.setup()
-    train = dm.data["train"]
+    train = dm.datasets["train"]
     dm.setup("fit")
-    assert dm.data["train"] is train
+    assert dm.datasets["train"] is train
     assert dm.net_kwargs() == {"in_channels": 1, "height": 16, "width": 24}
-    assert not train.mask[..., 13:, :].any() and not train.mask[..., 21:].any()
+    mask = train.tensors["mask"]
+    assert not mask[..., 13:, :].any() and not mask[..., 21:].any()
 
 
 def test_unknown_source_raises():
