@@ -23,6 +23,7 @@ from guardrail.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from guardrail.callbacks import collect_findings, default_callbacks
+    from guardrail.datamodule import RecipeDataModule
     from guardrail.module import GuardrailModule
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "GuardrailError",
     "GuardrailModule",
     "MissingDependencyError",
+    "RecipeDataModule",
     "Severity",
     "collect_findings",
     "default_callbacks",
@@ -42,6 +44,7 @@ __version__ = "0.1.0"
 # Export -> the module that defines it; imported on first access (they import torch).
 _LAZY = {
     "GuardrailModule": "guardrail.module",
+    "RecipeDataModule": "guardrail.datamodule",
     "collect_findings": "guardrail.callbacks",
     "default_callbacks": "guardrail.callbacks",
 }

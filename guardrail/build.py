@@ -1,7 +1,7 @@
 """Instantiate a recipe's objects from a composed config: one path for training and approval.
 
 The datamodule comes first because the network and the module take data-derived arguments
-from it, under the recipe contract :class:`guardrail.recipe.RecipeDataModule`
+from it, under the recipe contract :class:`guardrail.recipe.RecipeContract`
 (``net_kwargs()``, ``module_kwargs()``, ``feature_names``: input widths, vocabularies,
 column names). Each is optional; one that is there must give a dict.
 
@@ -66,7 +66,7 @@ def data_kwargs(datamodule: Any, method: str) -> dict[str, Any]:
         raise ConfigError(
             f"{type(datamodule).__name__}.{method}() returned a {type(kwargs).__name__}, not a "
             f"dict of keyword arguments for the `{target}:` config (the recipe contract, "
-            f"guardrail.recipe.RecipeDataModule). Return e.g. {{'n_features': 8}}, or drop "
+            f"guardrail.recipe.RecipeContract). Return e.g. {{'n_features': 8}}, or drop "
             "the method.")
     return dict(kwargs)
 
@@ -89,6 +89,7 @@ def build(cfg: DictConfig) -> Built:
     module_kwargs = data_kwargs(datamodule, "module_kwargs")
     if ("feature_names" not in module_kwargs and "feature_names" not in cfg.module
             and isinstance(datamodule, ProvidesFeatureNames)
+            and getattr(datamodule, "feature_names", None) is not None
             and _takes(cfg.module.get("_target_"), "feature_names")):
         module_kwargs["feature_names"] = list(datamodule.feature_names)
     module = hydra.utils.instantiate(cfg.module, _convert_="all", net=net, **module_kwargs)

@@ -87,7 +87,7 @@ class ProvidesFeatureNames(Protocol):
         ...
 
 
-class RecipeDataModule(Protocol):
+class RecipeContract(Protocol):
     """The contract between a recipe's datamodule and ``python -m guardrail.train``.
 
     Must: be a ``LightningDataModule`` with ``train_dataloader``, ``val_dataloader`` and

@@ -40,7 +40,7 @@ EPILOG = """examples:
 
 Then replace the synthetic table in myproj/data.py with your data and the MLP in
 myproj/model.py with your network; keep net_kwargs(), module_kwargs() and baselines()
-(the recipe contract, guardrail.recipe.RecipeDataModule).
+(the recipe contract, guardrail.recipe.RecipeContract).
 """
 # Template file -> where it goes; NAME is the recipe's name.
 FILES = {

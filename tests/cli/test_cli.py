@@ -57,7 +57,7 @@ def test_new_writes_a_recipe_and_refuses_to_overwrite_it(tmp_path, capsys):
                  "configs/recipe/demo_a.yaml", "tests/test_demo_a.py"):
         assert (tmp_path / path).is_file() and f"wrote {path}" in out
     text = (tmp_path / "demo_a" / "data.py").read_text()
-    assert "class DemoADataModule(pl.LightningDataModule)" in text and "{{" not in text
+    assert "class DemoADataModule(RecipeDataModule)" in text and "{{" not in text
     before = (tmp_path / "demo_a" / "model.py").read_text() + "# edited\n"
     (tmp_path / "demo_a" / "model.py").write_text(before)
     assert main(["new", "demo_a"]) == 2
