@@ -80,6 +80,8 @@ def _data(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
         if sa.get("content") != sb.get("content"):
             note = (f"{sa.get('samples')} vs {sb.get('samples')} samples"
                     if sa.get("samples") != sb.get("samples")
+                    else "not comparable: the fingerprints were hashed on different samples"
+                    if sa.get("sampled") != sb.get("sampled")
                     else "same number of samples, different samples: split membership changed")
             out.append({"category": "data", "key": f"{split}.content", "a": sa.get("content"),
                         "b": sb.get("content"), "note": note})
@@ -187,12 +189,27 @@ def format_diff(differences: list[dict[str, Any]], run_a: str, run_b: str) -> st
         rows = [d for d in differences if d["category"] == category]
         if not [d for d in rows if not d.get("same")]:
             continue
-        lines.append(f"{category}: {_WHY[category]}")
+        lines.append(f"{category}: {_why(category, rows)}")
         for d in rows:
             note = f"   ({d['note']})" if d.get("note") else ""
             lines.append(f"  {d['key']}: {_short(d['a'])} → {_short(d['b'])}{note}")
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _why(category: str, rows: list[dict[str, Any]]) -> str:
+    """The category's heading; data that differs only in order says so.
+
+    Example:
+        >>> _why("data", [{"key": "train.content", "same": True}, {"key": "order"}])
+        'same data, different order: the batches came in another order'
+        >>> _why("data", [{"key": "train.content"}])
+        'the training data differs'
+    """
+    changed = [d["key"] for d in rows if not d.get("same")]
+    if category == "data" and changed == ["order"]:
+        return "same data, different order: the batches came in another order"
+    return _WHY[category]
 
 
 def _short(value: Any) -> str:

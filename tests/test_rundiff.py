@@ -65,3 +65,17 @@ def test_help_has_examples(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "examples:" in capsys.readouterr().out
+
+
+def test_data_that_differs_only_in_order_is_headed_so():
+    from guardrail.rundiff import format_diff
+
+    rows = [{"category": "data", "key": "train.content", "a": "h", "b": "h", "note": "same",
+             "same": True},
+            {"category": "data", "key": "order", "a": "o1", "b": "o2",
+             "note": "the batches seen differ from epoch 3 on"}]
+    text = format_diff(rows, "A", "B")
+    assert "data: same data, different order" in text
+    assert "the training data differs" not in text
+    rows[0] = {"category": "data", "key": "train.content", "a": "h", "b": "g", "note": ""}
+    assert "data: the training data differs" in format_diff(rows, "A", "B")
