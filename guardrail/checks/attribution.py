@@ -190,7 +190,8 @@ def attribution_findings(result: dict[str, Any],
             "are from theirs, or with "
             "ids or categories never seen in training): their predictions and explanations "
             "are unreliable.", where=None, evidence={"samples": weak[:20], "count": len(weak)},
-            hint="See the per-sample table in report.html; collect data where they lie."))
+            hint="The per-sample table of the explanation names them; collect data where "
+                 "they lie."))
     out.extend(skipped(reason) for reason in result.get("skipped", []))
     return out
 

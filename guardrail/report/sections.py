@@ -183,8 +183,10 @@ def manifest_section(manifest: dict[str, Any] | None) -> str:
     data = manifest.get("data") or {}
     model = manifest.get("model") or {}
     gpus = ", ".join(g.get("name", "?") for g in hw.get("gpus") or []) or "none"
-    splits = ", ".join(f"{k}: {v.get('count', '?')} samples" for k, v in data.items()
-                       if isinstance(v, dict) and k != "order")
+    splits = ", ".join(
+        f"{k}: {_count(v.get('samples'))} samples" + (
+            f" (fingerprint of {_count(v['sampled'].get('hashed'))})" if v.get("sampled") else "")
+        for k, v in data.items() if isinstance(v, dict) and k != "order")
     items = [
         ("hardware", f"{hw.get('cpu', '?')} ({hw.get('cpu_count', '?')} cores); GPUs: {gpus}"),
         ("platform", f"{platform.get('os', '?')}, Python {platform.get('python', '?')}, torch "
@@ -199,3 +201,13 @@ def manifest_section(manifest: dict[str, Any] | None) -> str:
     ]
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
     return f"<table>{rows}</table>"
+
+
+def _count(value: Any) -> str:
+    """A sample count with thousands separators; '?' when the manifest has none.
+
+    Example:
+        >>> _count(280), _count(1234567), _count(None)
+        ('280', '1,234,567', '?')
+    """
+    return f"{value:,}" if isinstance(value, int) else "?"

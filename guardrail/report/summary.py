@@ -31,6 +31,7 @@ from rich.text import Text
 from guardrail.findings import Finding, Severity
 from guardrail.report.html import baseline_label
 from guardrail.report.run import REPORT_HTML, REPORT_JSON
+from guardrail.report.text import plain_number
 
 _STYLE = {"completed": "green", "interrupted": "yellow", "failed": "red", "running": "yellow"}
 
@@ -53,8 +54,8 @@ def render_summary(report: dict[str, Any], run_dir: str | Path,
     for name in baselines:
         table.add_column(baseline_label(report, name), justify="right")
     for metric in sorted(test):
-        row = [metric, f"{test[metric]:.4g}"]
-        row += [f"{b[metric]:.4g}" if metric in b else "" for b in baselines.values()]
+        row = [metric, plain_number(test[metric])]
+        row += [plain_number(b[metric]) if metric in b else "" for b in baselines.values()]
         table.add_row(*row)
     counts = (report.get("findings") or {}).get("by_severity", {})
     counted = Text.assemble(

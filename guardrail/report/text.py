@@ -3,6 +3,8 @@
 Example:
     >>> escape("<b>x</b>"), number(0.123456), number(None), number(float("nan"))
     ('&lt;b&gt;x&lt;/b&gt;', '0.1235', '', 'nan')
+    >>> number(12843.7), number(0.000123)
+    ('12,844', '0.000123')
 
 """
 
@@ -19,7 +21,19 @@ def escape(value: Any) -> str:
 
 
 def number(value: Any) -> str:
-    """Numbers to 4 significant digits, None as '', anything else escaped."""
+    """Numbers as :func:`plain_number` writes them, None as '', anything else escaped."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return escape(f"{value:.4g}") if math.isfinite(value) else escape(value)
+        return escape(plain_number(value))
     return escape("" if value is None else value)
+
+
+def plain_number(value: float) -> str:
+    """4 significant digits; from 1,000 up, whole and with thousands separators (money, counts).
+
+    Example:
+        >>> plain_number(12843.7), plain_number(0.25912), plain_number(2.5e7), plain_number(-1e-9)
+        ('12,844', '0.2591', '25,000,000', '-1e-09')
+    """
+    if not math.isfinite(value):
+        return str(value)
+    return f"{round(value):,}" if 1000 <= abs(value) < 1e15 else f"{value:.4g}"

@@ -78,3 +78,17 @@ def test_reference_models_are_labelled_in_the_metrics_table():
 
 def test_long_unbroken_strings_may_wrap():
     assert "overflow-wrap:anywhere" in render_html({"status": "completed"}, [])
+
+
+def test_what_pins_the_result_shows_the_sample_counts():
+    from guardrail.report.sections import manifest_section
+
+    manifest = {"data": {"train": {"samples": 280, "content": "h"},
+                         "val": {"samples": 20, "content": "h"},
+                         "test": {"samples": 1234567, "content": "h",
+                                  "sampled": {"hashed": 1048576, "why": "count", "seed": 0}},
+                         "order": {"digest": "o"}}}
+    html = manifest_section(manifest)
+    assert "train: 280 samples, val: 20 samples, test: 1,234,567 samples (fingerprint of " \
+           "1,048,576)" in html
+    assert "? samples" not in html
