@@ -38,22 +38,18 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning.pytorch as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from guardrail.build import build
-from guardrail.callbacks import ProgressLog, RunReport
-from guardrail.environment import thread_budget
 from guardrail.errors import ConfigError, GuardrailError
 from guardrail.preflight import check_argv, config_dir_of
 from guardrail.recipe import make_importable, search_path, with_project_configs
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 
 EXIT_USAGE = 2
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
@@ -71,6 +67,15 @@ def run(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> dict[str, An
             written with status ``failed`` first.
 
     """
+    # torch and Lightning load here, not at import: a refused command line answers at once.
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from guardrail.build import build
+    from guardrail.callbacks import ProgressLog, RunReport
+    from guardrail.environment import thread_budget
+
     output_dir = Path(cfg.paths.output_dir)
     threads, why = thread_budget(cfg.get("threads", "auto"), _local_processes(cfg))
     torch.set_num_threads(threads)
@@ -185,13 +190,15 @@ def _test_checkpoint(trainer: pl.Trainer, wanted: str | None) -> str | None:
     return wanted if checkpoint is not None and getattr(checkpoint, "best_model_path", "") else None
 
 
-@rank_zero_only
 def _print_summary(report: dict[str, Any], output_dir: Path) -> None:
+    from lightning.pytorch.utilities import rank_zero_only
     from rich.console import Console
 
     from guardrail.report import render_summary
     from guardrail.report.run import load_run
 
+    if rank_zero_only.rank != 0:
+        return
     try:
         findings = load_run(output_dir)[1]
     except GuardrailError:  # no findings file: the counts alone
@@ -208,6 +215,8 @@ def _app(cfg: DictConfig) -> None:
         "choices": {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items()
                     if not k.startswith("hydra/")},
     }
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     try:
         run(cfg, run_info)
     except SIGTERMException:
