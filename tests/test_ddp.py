@@ -82,7 +82,8 @@ def test_recipe_under_ddp_cpu_writes_each_run_file_once(recipe, tmp_path):
     for name in ("report.json", "report.html", "findings.jsonl", "manifest.json",
                  "metrics.csv"):
         assert len(list(tmp_path.rglob(name))) == 1, name
-    assert len(list((run_dir / "checkpoints").glob("*.ckpt"))) == 1
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) == [
+        "epoch000.ckpt", "last.ckpt"]  # the best and the last (what resume= continues from)
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "outputs").exists()
     assert not (tmp_path / "lightning_logs").exists()
 
