@@ -145,24 +145,30 @@ def composed_config(recipe: str, config_name: str = "train",
 
 
 def compose_recipe(recipe: str, config_dir: str | Path | None = None,
-                   config_name: str = "train", searchpath: Sequence[str] = ()) -> Any:
+                   config_name: str = "train", searchpath: Sequence[str] = (),
+                   config_path: str | Path | None = None) -> Any:
     """The recipe's DictConfig without other overrides, as the app composes it.
 
-    The search path is the package's configs, then ``config_dir`` (like the app's
-    ``--config-dir``), then ``searchpath`` (like ``hydra.searchpath``).
+    The search path is the package's configs (or ``config_path``, like the app's ``-cp``,
+    which replaces them), then ``config_dir`` (like the app's ``--config-dir``), then
+    ``searchpath`` (like ``hydra.searchpath``).
     """
-    from hydra import compose, initialize_config_module
+    from hydra import compose, initialize_config_dir, initialize_config_module
 
     from guardrail.recipe import as_source
 
     sources = [as_source(config_dir)] if config_dir else []
+    overrides = _recipe_overrides(recipe, [*sources, *searchpath])
+    if config_path is not None:
+        with initialize_config_dir(str(Path(config_path).absolute()), version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides)
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=config_name,
-                       overrides=_recipe_overrides(recipe, [*sources, *searchpath]))
+        return compose(config_name=config_name, overrides=overrides)
 
 
 def approve_recipe(recipe: str, lock_dir: str | Path, config_dir: str | Path | None,
-                   scratch: str | Path, searchpath: Sequence[str] = ()) -> tuple[Path, list[Any]]:
+                   scratch: str | Path, searchpath: Sequence[str] = (),
+                   config_path: str | Path | None = None) -> tuple[Path, list[Any]]:
     """Rewrite ``recipe``'s lock from its config and the objects it builds.
 
     Args:
@@ -171,6 +177,7 @@ def approve_recipe(recipe: str, lock_dir: str | Path, config_dir: str | Path | N
         config_dir: A config folder added to the search path (the app's ``--config-dir``).
         scratch: A folder for whatever building the objects writes.
         searchpath: Further search-path entries (the app's ``hydra.searchpath``).
+        config_path: A config folder that replaces the package's (the app's ``-cp``).
 
     Returns:
         The lock's path and the changes from the previous lock (empty for a new one).
@@ -184,7 +191,7 @@ def approve_recipe(recipe: str, lock_dir: str | Path, config_dir: str | Path | N
     from guardrail.checks.config_lock import diff_settings
     from guardrail.effective import effective_settings, optimizers_of, trainer_settings
 
-    cfg = compose_recipe(recipe, config_dir, searchpath=searchpath)
+    cfg = compose_recipe(recipe, config_dir, searchpath=searchpath, config_path=config_path)
     config = flatten(OmegaConf.to_container(cfg, resolve=False))
     with open_dict(cfg):
         cfg.paths.output_dir = str(scratch)

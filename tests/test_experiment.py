@@ -50,13 +50,13 @@ def story(tmp_path_factory):
     out["a"] = train(tmp, "a")
     set_shuffle(tmp, True)
     out["b_refused"] = train(tmp, "b_refused")
-    out["approve"] = app(tmp, "approve", "recipe=est", "--lock-dir", "locks", "--config-dir",
+    out["approve"] = app(tmp, "approve", "recipe=est", "--lock-dir", "locks", "-cp",
                          str(tmp / "configs"), module="guardrail")
     out["b"] = train(tmp, "b")
     out["diff_ab"] = app(tmp, "diff", str(tmp / "a"), str(tmp / "b"), "--json",
                          module="guardrail")
     set_shuffle(tmp, False)
-    app(tmp, "approve", "recipe=est", "--config-dir", str(tmp / "configs"), module="guardrail")
+    app(tmp, "approve", "recipe=est", "-cp", str(tmp / "configs"), module="guardrail")
     out["c"] = train(tmp, "c", "module.lr=0.01")
     out["d"] = train(tmp, "d")
     out["diff_ad"] = app(tmp, "diff", str(tmp / "a"), str(tmp / "d"), module="guardrail")
@@ -75,6 +75,7 @@ def test_yaml_edit_is_refused_with_a_key_by_key_diff_and_the_approval_command(st
     assert proc.returncode == 2
     assert "data.shuffle_before_split: false → true" in proc.stderr
     assert "guardrail approve recipe=est" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"-cp {story['tmp'] / 'configs'}" in proc.stderr  # the run's own config folder
     report = json.loads((run_dir / "report.json").read_text())
     assert report["status"] == "failed" and report["findings"]["by_check"]["config.lock"] == 1
     assert not list(run_dir.glob("checkpoints/*.ckpt"))  # refused before training

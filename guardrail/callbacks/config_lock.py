@@ -93,6 +93,7 @@ class ConfigLock(GuardrailCallback):
         self.name = name
         self.overrides: list[str] = []
         self.config_dirs: list[str] = []
+        self.config_path: str | None = None
         self.config: dict[str, Scalar] | None = None
         self.locked_hash: str | None = None
         self._resumed_hash: str | None = None
@@ -167,7 +168,9 @@ class ConfigLock(GuardrailCallback):
             return f"rm {shlex.quote(str(self.path))} (a fresh lock is written by the next run)"
         lock_dir = shlex.quote(str(self.lock_dir))
         config_dirs = "".join(f" --config-dir {shlex.quote(d)}" for d in self.config_dirs)
-        return f"guardrail approve recipe={self.lock_name} --lock-dir {lock_dir}{config_dirs}"
+        primary = f" -cp {shlex.quote(self.config_path)}" if self.config_path else ""
+        return (f"guardrail approve recipe={self.lock_name} --lock-dir {lock_dir}"
+                f"{primary}{config_dirs}")
 
     def _read_hydra(self, pl_module: LightningModule) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -186,6 +189,9 @@ class ConfigLock(GuardrailCallback):
         self.config_dirs = [str(s.path) for s in hydra_cfg.runtime.config_sources
                             if s.provider != "hydra" and s.provider != "main"
                             and s.schema == "file"]
+        # A primary config folder given with -cp replaces the package's configs.
+        self.config_path = next((str(s.path) for s in hydra_cfg.runtime.config_sources
+                                 if s.provider == "main" and s.schema == "file"), None)
         if recipe:
             self.config = composed_config(recipe, hydra_cfg.job.config_name,
                                           [str(s) for s in hydra_cfg.searchpath])

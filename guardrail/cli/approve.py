@@ -38,6 +38,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config-dir", action="append", default=[], metavar="DIR",
                         help="a config folder added to the search path (repeatable), as the "
                              "training app's --config-dir; ./configs is searched anyway")
+    parser.add_argument("-cp", "--config-path", default=None, metavar="DIR",
+                        help="a config folder that replaces the package's, as the training "
+                             "app's -cp")
     parser.set_defaults(run=run)
     return parser
 
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     sources = project_sources(args.config_dir)
     make_importable(sources)
     recipes = discover_recipes(sources)
+    if args.config_path:  # recipes in a replacing config folder
+        recipes = (*recipes, *discover_recipes(project_sources([args.config_path])))
     key, _, name = args.recipe.partition("=")
     if key != "recipe":
         raise ConfigError(f"Expected `recipe=NAME`; got {args.recipe!r}. Example: "
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             "own is found in ./configs/recipe/ or with `--config-dir DIR`."))
     existed = lock_path(resolve_lock_dir(args.lock_dir), name).is_file()
     with tempfile.TemporaryDirectory() as tmp:
-        path, changes = approve_recipe(name, args.lock_dir, None, tmp, searchpath=sources)
+        path, changes = approve_recipe(name, args.lock_dir, None, tmp, searchpath=sources,
+                                       config_path=args.config_path)
     print(f"wrote the config lock of '{name}': {path}")
     for change in changes:
         print(f"  {change}")
