@@ -22,7 +22,13 @@ from guardrail.checks.loss import (
     oscillation_findings,
     plateau_findings,
 )
-from guardrail.checks.loss_function import LossMatch, constant_loss, identify_loss, initial_loss
+from guardrail.checks.loss_function import (
+    LossMatch,
+    constant_loss,
+    declared_references,
+    identify_loss,
+    initial_loss,
+)
 from guardrail.distributed import mean_across_ranks
 from guardrail.errors import ConfigError
 from guardrail.findings import Finding, Severity
@@ -347,7 +353,9 @@ class LossProbe(GuardrailCallback):
         if train is None:
             return
         if _declared(pl_module):
-            self.expected, trivial_train, trivial_val = _references(pl_module, train, val)
+            self.expected, trivial_train, trivial_val = declared_references(
+                pl_module.compute_loss, getattr(pl_module, "task", None), train, val,
+                int(getattr(pl_module, "hparams", {}).get("num_classes") or 0))
         elif self.match is not None:
             trivial_train = constant_loss(self.match, train)
             trivial_val = constant_loss(self.match, train, val) if val is not None else None
@@ -374,43 +382,3 @@ def _target(pl_module: LightningModule, batch: Any, match: LossMatch | None) -> 
         tensors = batch_tensors(batch)
         target = tensors[match.target] if match.target < len(tensors) else None
     return target.detach().cpu() if isinstance(target, Tensor) and target.ndim >= 1 else None
-
-
-def _references(pl_module: LightningModule, train: Tensor,
-                val: Tensor | None) -> tuple[float | None, float | None, float | None]:
-    """(expected initial loss, trivial train loss, trivial val loss) of a GuardrailModule.
-
-    The trivial losses are the module's own ``compute_loss`` of the best constant prediction
-    fitted on the training targets (class frequencies, base rate, mean), on each split.
-    """
-    task = getattr(pl_module, "task", None)
-    compute = pl_module.compute_loss
-    try:
-        with torch.no_grad():
-            if task == "multiclass":
-                classes = int(getattr(pl_module, "hparams", {}).get("num_classes") or 0)
-                freq = torch.bincount(train.long().flatten(), minlength=classes).float() + 0.5
-                log_freq = (freq / freq.sum()).log()
-                expected = math.log(len(freq))
-
-                def const(t: Tensor) -> Tensor:
-                    return log_freq.expand(len(t), -1)
-            elif task == "binary":
-                logit = float(torch.logit(train.float().mean().clamp(1e-4, 1 - 1e-4)))
-                expected = math.log(2)
-
-                def const(t: Tensor) -> Tensor:
-                    return torch.full(t.shape, logit)
-            elif task in ("regression", "reconstruction"):
-                mean = float(train.float().mean())
-                expected = float(train.float().pow(2).mean())
-
-                def const(t: Tensor) -> Tensor:
-                    return torch.full(t.shape, mean)
-            else:
-                return None, None, None
-            trivial = [float(compute(const(t), t if task != "binary" else t.float()))
-                       if t is not None else None for t in (train, val)]
-    except Exception:  # a custom loss the probe does not understand: skip what needs it
-        return None, None, None
-    return expected, trivial[0], trivial[1]

@@ -279,3 +279,49 @@ def constant_loss(match: LossMatch, train: Tensor, other: Tensor | None = None) 
                         for c in (y_fit.float().mean(), y_fit.float().median()))
     scale = match.per_sample if match.reduction == "sample_sum" else 1.0
     return float(value) * scale
+
+
+def declared_references(compute: Callable[[Tensor, Tensor], Tensor], task: str | None,
+                        train: Tensor, val: Tensor | None, classes: int = 0,
+                        ) -> tuple[float | None, float | None, float | None]:
+    """(expected initial loss, trivial train loss, trivial val loss) of a declared module.
+
+    A module that declares its task and loss (a ``GuardrailModule``); :func:`constant_loss`
+    is the plain-module twin. The trivial losses are ``compute`` (the module's own loss) of
+    the best constant prediction fitted on the training targets (class frequencies, base
+    rate, mean), on each split.
+
+    Example:
+        >>> y = torch.tensor([0.0, 1.0, 2.0, 3.0])
+        >>> expected, train, val = declared_references(F.mse_loss, "regression", y, None)
+        >>> expected, train, val
+        (3.5, 1.25, None)
+    """
+    try:
+        with torch.no_grad():
+            if task == "multiclass":
+                freq = torch.bincount(train.long().flatten(), minlength=classes).float() + 0.5
+                log_freq = (freq / freq.sum()).log()
+                expected = math.log(len(freq))
+
+                def const(t: Tensor) -> Tensor:
+                    return log_freq.expand(len(t), -1)
+            elif task == "binary":
+                logit = float(torch.logit(train.float().mean().clamp(1e-4, 1 - 1e-4)))
+                expected = math.log(2)
+
+                def const(t: Tensor) -> Tensor:
+                    return torch.full(t.shape, logit)
+            elif task in ("regression", "reconstruction"):
+                mean = float(train.float().mean())
+                expected = float(train.float().pow(2).mean())
+
+                def const(t: Tensor) -> Tensor:
+                    return torch.full(t.shape, mean)
+            else:
+                return None, None, None
+            trivial = [float(compute(const(t), t if task != "binary" else t.float()))
+                       if t is not None else None for t in (train, val)]
+    except Exception:  # a custom loss the probe does not understand: skip what needs it
+        return None, None, None
+    return expected, trivial[0], trivial[1]
