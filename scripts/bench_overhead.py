@@ -19,7 +19,9 @@ the attribution at the end, the run report) with ``default_callbacks()`` against
 small models written as users write them (plain ``LightningModule``s: a CNN classifier with
 2x pooling, a convolutional autoencoder, an LSTM regressor), with validation every epoch.
 Each model's step count is calibrated so that the plain run lasts about ``--seconds``; pairs
-are interleaved (the order alternates) and the median of the per-pair ratios is printed.
+are interleaved (the order alternates) and the median of the per-pair ratios is printed, with
+the median per-step ratio (median time between training-batch starts) beside it and the
+attribution's seconds in all (samples read, explanation, plots: ``budget.total_s``).
 """
 
 from __future__ import annotations
@@ -174,11 +176,12 @@ def whole_run(kind: str, steps: int, guarded: bool) -> dict[str, float]:
     """Wall seconds of one ``fit`` of ``kind`` for ``steps`` steps, and its one-off parts."""
     pl.seed_everything(0, verbose=False)
     module, train, val = user_model(kind)
+    clock = StepClock()
     with tempfile.TemporaryDirectory() as tmp:
         callbacks = default_callbacks() if guarded else []
         trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, callbacks=callbacks,
+                             enable_model_summary=False, callbacks=[*callbacks, clock],
                              default_root_dir=tmp)
         start = time.perf_counter()
         trainer.fit(module, train, val)
@@ -187,7 +190,9 @@ def whole_run(kind: str, steps: int, guarded: bool) -> dict[str, float]:
                         if isinstance(cb, AttributionReport)), {})
     replay = next((getattr(cb, "replay_seconds", 0.0) or 0.0 for cb in callbacks
                    if isinstance(cb, DeterminismGuard)), 0.0)
-    return {"wall": wall, "attribution": attribution.get("seconds", 0.0), "replay": replay}
+    gaps = [b - a for a, b in zip(clock.starts, clock.starts[1:], strict=False)]
+    return {"wall": wall, "attribution": (attribution.get("budget") or {}).get("total_s", 0.0),
+            "replay": replay, "step": statistics.median(gaps)}
 
 
 def calibrate(kind: str, seconds: float, probe_steps: int = 60) -> int:
@@ -200,24 +205,26 @@ def calibrate(kind: str, seconds: float, probe_steps: int = 60) -> int:
 
 def whole_runs(kinds: list[str], durations: list[float], pairs: int) -> None:
     """Print a markdown table of whole-run ratios, default callbacks against none."""
-    print("| model | plain run | default / plain (median of ratios) | each pair | attribution "
-          "| determinism replay |")
-    print("|---|---|---|---|---|---|")
+    print("| model | plain run | default / plain (median of ratios) | each pair "
+          "| per step (median of ratios) | attribution, all of it | determinism replay |")
+    print("|---|---|---|---|---|---|---|")
     for seconds in durations:
         for kind in kinds:
             steps = calibrate(kind, seconds)
-            ratios, plain, attribution, replay = [], [], [], []
+            ratios, step_ratios, plain, attribution, replay = [], [], [], [], []
             for k in range(pairs):
                 runs = {}
                 for guarded in ((False, True) if k % 2 == 0 else (True, False)):
                     runs[guarded] = whole_run(kind, steps, guarded)
                 ratios.append(runs[True]["wall"] / runs[False]["wall"])
+                step_ratios.append(runs[True]["step"] / runs[False]["step"])
                 plain.append(runs[False]["wall"])
                 attribution.append(runs[True]["attribution"])
                 replay.append(runs[True]["replay"])
             print(f"| {kind} | {statistics.median(plain):.1f} s ({steps} steps) "
                   f"| {statistics.median(ratios):.3f}x "
                   f"| {', '.join(f'{r:.3f}' for r in ratios)} "
+                  f"| {statistics.median(step_ratios):.3f}x "
                   f"| {statistics.median(attribution):.2f} s "
                   f"| {statistics.median(replay):.2f} s |", flush=True)
 

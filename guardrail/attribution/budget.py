@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,11 @@ LADDER: tuple[tuple[str, int], ...] = (
 #: Seconds matplotlib takes per heat-map panel (one panel per sample and method, plus the
 #: input): a 2-core CPU draws and encodes a 3x4 grid of 28x28 maps in about 1.4 s.
 PANEL_S = 0.1
+
+#: Seconds the plots cost whatever the settings: the global-importance chart (0.3-0.5 s on a
+#: 2-core CPU) and, the first time in a process, importing matplotlib (0.6-1.5 s).
+CHART_S = 0.4
+IMPORT_S = 0.8
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,19 @@ def stage_seconds(settings: dict[str, Any], costs: Costs) -> dict[str, float]:
     panels = 1 + (3 * min(settings["occlusion_samples"], n) if costs.windows else 0)
     return {"permutation": perm, "integrated_gradients": ig, "occlusion": occ,
             "randomisation": random, "plots": panels * PANEL_S}
+
+
+def fixed_seconds() -> float:
+    """Seconds the plots cost whatever the settings: what a budget sets aside first.
+
+    The global-importance chart, and matplotlib's import when this process has not made it.
+
+    Example:
+        >>> fixed_seconds() in (CHART_S, CHART_S + IMPORT_S)
+        True
+
+    """
+    return CHART_S + (0.0 if "matplotlib.figure" in sys.modules else IMPORT_S)
 
 
 def estimate(settings: dict[str, Any], costs: Costs) -> float:
