@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -54,6 +54,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
 from guardrail.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from guardrail.preprocess import Preprocessor
 
 SPLITS = ("train", "val", "test")
 
@@ -82,7 +85,17 @@ class RecipeDataModule(pl.LightningDataModule):
     ``compute_baselines()``       ``{}`` (the run then records ``baseline.missing``)
     ``baseline_roles()``          ``{}``: every baseline is a trivial rule the model must beat
     ``shuffle_generator()``       ``torch.Generator`` seeded with ``seed``
+    ``records(split)``            ``None``: no raw records (the model serves tensors)
+    ``preprocessor()``            ``None``: no raw-record preprocessing
     ============================  ===============================================================
+
+    A datamodule whose inputs come from raw records (what a client will send: a JSON object
+    per sample) returns them from ``records(split)``, aligned with ``datasets[split]`` row for
+    row, and the :class:`~guardrail.preprocess.Preprocessor` fitted on the training records
+    from ``preprocessor()``; its tensors should come from ``preprocessor().transform(records)``,
+    so that training and serving run the same code. The preprocessor's state is saved in
+    checkpoints (:meth:`state_dict`) and, by the ``DataContract`` callback, in the run
+    directory.
 
     Args:
         batch_size: Samples per training batch.
@@ -159,7 +172,27 @@ class RecipeDataModule(pl.LightningDataModule):
         """
         return torch.Generator().manual_seed(self.seed)
 
+    def records(self, split: str) -> list[dict[str, Any]] | None:
+        """Raw records of ``split`` (JSON objects), row for row with ``datasets[split]``.
+
+        ``None`` (the default): this data has no raw-record form; the model serves tensors.
+        """
+        return None
+
+    def preprocessor(self) -> Preprocessor | None:
+        """The preprocessor fitted on the training records (``None``: none)."""
+        return None
+
     # -------------------------------------------------------------------- what the base does
+    def state_dict(self) -> dict[str, Any]:
+        """What checkpoints keep of the data: the fitted preprocessor's class and state."""
+        pre = self.preprocessor() if self.datasets else None
+        if pre is None:
+            return {}
+        cls = type(pre)
+        return {"preprocessor": {"class": f"{cls.__module__}:{cls.__qualname__}",
+                                 "state": pre.state_dict()}}
+
     def setup(self, stage: str | None = None) -> None:
         """Build the splits once (:meth:`build_splits`); later calls return at once.
 

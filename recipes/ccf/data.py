@@ -26,6 +26,7 @@ from torch.utils.data import TensorDataset
 
 from guardrail.datamodule import SPLITS, RecipeDataModule, loader_problems
 from guardrail.errors import ConfigError, DataError
+from guardrail.preprocess import TabularPreprocessor, records_of
 from guardrail.recipes.ccf.baselines import (
     ROLES,
     fit_logistic_regression,
@@ -40,7 +41,7 @@ from guardrail.recipes.ccf.sources import (
     load_lending_club,
     load_ulb,
 )
-from guardrail.recipes.tabular import Encoding, one_hot_design
+from guardrail.recipes.tabular import one_hot_design
 
 __all__ = ["DEFAULT_LOG", "ORDER", "TARGET", "FraudDataModule", "load_lending_club", "load_ulb",
            "subsample_positives", "time_split"]
@@ -182,14 +183,27 @@ class FraudDataModule(RecipeDataModule):
         if any(rows == 0 or pos == 0 for rows, pos in counts.values()):
             raise DataError(f"a {self.source} split has no rows or no positives (rows, "
                             f"positives: {counts}); raise `data.positive_rate` or the fractions.")
-        self.encoding = Encoding.fit(frame.iloc[self.split["train"]], numeric, categorical,
-                                     self.log_features)
-        x_num, x_cat = self.encoding.transform(frame)
-        inputs = (x_num, x_cat) if categorical else (x_num,)  # no zero-width tensors
+        # what a client sends: one record per application, the feature columns only
+        self._records = records_of(frame, numeric + categorical)
+        self._preprocessor = TabularPreprocessor.fit(
+            [self._records[i] for i in self.split["train"]], numeric, categorical,
+            self.log_features)
+        self.encoding = self._preprocessor.encoding
+        inputs = self._preprocessor.transform(self._records)  # (x_num, x_cat) or (x_num,)
         self.frame = frame
-        return {n: TensorDataset(*(torch.from_numpy(x[r]) for x in inputs),
+        return {n: TensorDataset(*(x[r] for x in inputs),
                                  torch.from_numpy(y[r].astype(np.float32)))
                 for n, r in self.split.items()}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The rows of ``split`` as a client sends them: the feature columns."""
+        self.setup()
+        return [self._records[i] for i in self.split[split]]
+
+    def preprocessor(self) -> TabularPreprocessor:
+        """The encoding of records, fitted on the training rows."""
+        self.setup()
+        return self._preprocessor
 
     def shuffle_generator(self) -> None:
         """``None``: the training shuffle draws from torch's global RNG, as it always has."""

@@ -16,9 +16,10 @@ from torch.utils.data import TensorDataset
 
 from guardrail.datamodule import SPLITS, RecipeDataModule, loader_problems
 from guardrail.errors import ConfigError
+from guardrail.preprocess import TabularPreprocessor, records_of
 from guardrail.recipes.est.baselines import neighbourhood_median, ridge
 from guardrail.recipes.est.sources import TARGET, load_ames
-from guardrail.recipes.tabular import Encoding, one_hot_design
+from guardrail.recipes.tabular import one_hot_design
 
 NEIGHBOURHOOD = "Neighborhood"
 # The sale date defines the split; the two floor areas add up to Gr_Liv_Area (with
@@ -130,14 +131,27 @@ class AmesDataModule(RecipeDataModule):
         _raise(problems)
         self.numeric = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
         self.categorical = [c for c in features if c not in self.numeric]
-        self.encoding = Encoding.fit(frame.iloc[self.split["train"]], self.numeric,
-                                     self.categorical, self.log_features)
-        x_num, x_cat = self.encoding.transform(frame)
-        y = np.log(frame[TARGET].to_numpy(np.float32))
+        # what a client sends: one record per sale, the feature columns only
+        self._records = records_of(frame, self.numeric + self.categorical)
+        self._preprocessor = TabularPreprocessor.fit(
+            [self._records[i] for i in self.split["train"]], self.numeric, self.categorical,
+            self.log_features)
+        self.encoding = self._preprocessor.encoding
+        x_num, x_cat = self._preprocessor.transform(self._records)
+        y = torch.from_numpy(np.log(frame[TARGET].to_numpy(np.float32)))
         self.frame = frame
-        return {name: TensorDataset(torch.from_numpy(x_num[idx]), torch.from_numpy(x_cat[idx]),
-                                    torch.from_numpy(y[idx]))
+        return {name: TensorDataset(x_num[idx], x_cat[idx], y[idx])
                 for name, idx in self.split.items()}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The sales of ``split`` as a client sends them: feature columns, missing as null."""
+        self.setup()
+        return [self._records[i] for i in self.split[split]]
+
+    def preprocessor(self) -> TabularPreprocessor:
+        """The encoding of records, fitted on the training sales."""
+        self.setup()
+        return self._preprocessor
 
     def shuffle_generator(self) -> None:
         """``None``: the training shuffle draws from torch's global RNG, as it always has."""

@@ -17,12 +17,12 @@ import guardrail.recipes.ccf.data as ccf_data
 from conftest import quiet_trainer
 from guardrail.checks.baseline import compare_to_baselines, datamodule_roles
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.preprocess import UNKNOWN, Encoding
 from guardrail.recipes.ccf import FraudDataModule, FraudModule, FraudNet, RecallAtFPR
 from guardrail.recipes.ccf.baselines import fit_logistic_regression, rule_set_scores
 from guardrail.recipes.ccf.data import (
     ORDER,
     TARGET,
-    Encoding,
     load_lending_club,
     load_ulb,
     subsample_positives,
@@ -30,7 +30,6 @@ from guardrail.recipes.ccf.data import (
 )
 from guardrail.recipes.ccf.metrics import recall_at_fpr
 from guardrail.recipes.ccf.model import focal_loss
-from guardrail.recipes.tabular import UNKNOWN
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import torch
 from conftest import quiet_trainer
 from guardrail.checks.baseline import compare_to_baselines, datamodule_roles
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.preprocess import UNKNOWN
 from guardrail.recipes.est import (
     AmesDataModule,
     Encoding,
@@ -20,7 +21,6 @@ from guardrail.recipes.est import (
     neighbourhood_median,
 )
 from guardrail.recipes.est.data import load_ames
-from guardrail.recipes.tabular import UNKNOWN
 
 
 def sale_month(dm, split):
