@@ -137,6 +137,7 @@ def all_thresholds() -> list[type[Thresholds]]:
     from guardrail.checks.activations import ActivationThresholds
     from guardrail.checks.attribution import AttributionThresholds
     from guardrail.checks.baseline import BaselineThresholds
+    from guardrail.checks.contract import ContractThresholds
     from guardrail.checks.data import DataThresholds
     from guardrail.checks.gradients import GradientThresholds
     from guardrail.checks.loss import LossThresholds
@@ -144,7 +145,8 @@ def all_thresholds() -> list[type[Thresholds]]:
     from guardrail.checks.resources import ResourceThresholds
 
     return [ResolutionThresholds, ActivationThresholds, GradientThresholds, LossThresholds,
-            DataThresholds, BaselineThresholds, ResourceThresholds, AttributionThresholds]
+            DataThresholds, ContractThresholds, BaselineThresholds, ResourceThresholds,
+            AttributionThresholds]
 
 
 def markdown() -> str:

@@ -23,6 +23,7 @@ YAML_BLOCK = {  # thresholds class -> its callback's block in configs/guardrails
     "GradientThresholds": "gradient_probe", "LossThresholds": "loss_probe",
     "BaselineThresholds": "baseline_check", "ResourceThresholds": "resources",
     "DataThresholds": "data_probe", "AttributionThresholds": "attribution",
+    "ContractThresholds": "data_contract",
 }
 
 

@@ -17,6 +17,7 @@ from guardrail.callbacks.attribution_report import AttributionReport
 from guardrail.callbacks.base import GuardrailCallback, Policy, collect_findings
 from guardrail.callbacks.baseline_check import BaselineCheck
 from guardrail.callbacks.config_lock import ConfigLock
+from guardrail.callbacks.data_contract import DataContract
 from guardrail.callbacks.data_probe import DataProbe
 from guardrail.callbacks.determinism_guard import DeterminismGuard
 from guardrail.callbacks.gradient_probe import GradientProbe
@@ -32,6 +33,7 @@ __all__ = [
     "AttributionReport",
     "BaselineCheck",
     "ConfigLock",
+    "DataContract",
     "DataProbe",
     "DeterminismGuard",
     "GradientProbe",
@@ -57,12 +59,13 @@ def default_callbacks(policy: Policy = "record") -> list[Callback]:
 
     Example:
         >>> [type(cb).__name__ for cb in default_callbacks()]  # doctest: +NORMALIZE_WHITESPACE
-        ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'ActivationProbe',
-         'GradientProbe', 'LossProbe', 'BaselineCheck', 'AttributionReport', 'ResourceMonitor',
-         'RunReport']
+        ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'DataContract',
+         'ActivationProbe', 'GradientProbe', 'LossProbe', 'BaselineCheck', 'AttributionReport',
+         'ResourceMonitor', 'RunReport']
     """
     return [RunManifest(), DeterminismGuard(policy=policy), ArchitectureCheck(policy=policy),
-            DataProbe(policy=policy), ActivationProbe(policy=policy),
+            DataProbe(policy=policy), DataContract(policy=policy),
+            ActivationProbe(policy=policy),
             GradientProbe(policy=policy), LossProbe(policy=policy),
             BaselineCheck(policy=policy), AttributionReport(policy=policy), ResourceMonitor(),
             RunReport()]
