@@ -192,3 +192,61 @@ def test_resume_refuses_a_folder_that_is_no_run_and_other_overrides(tmp_path):
         resume_argv([f"resume={tmp_path}", "trainer.max_epochs=9"])
     assert resume_argv([f"resume={tmp_path}"]) == [
         "recipe=est", "seed=3", f"resume={tmp_path}", f"hydra.run.dir={tmp_path}"]
+
+
+def test_records_export_and_parity_on_the_users_own_recipe(project, tmp_path, capsys):
+    _, run_dir, proc = project
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "contract.json").is_file() and (run_dir / "preprocessor.json").is_file()
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    assert main(["records", str(run), "--split", "test", "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and sorted(json.loads(lines[0])) == [f"x{j}" for j in range(8)]
+
+    assert main(["export", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "parity on 64 held-out records" in out and "passed" in out
+    manifest = json.loads((run / "export" / "export.json").read_text())
+    assert manifest["format"] == "torch.export" and manifest["parity"]["passed"]
+    examples = (run / "export" / "examples.jsonl").read_text().splitlines()
+    assert json.loads(examples[0])["record"] == json.loads(lines[0])
+
+
+SKEWED = '''
+import torch
+from guardrail.preprocess import TabularPreprocessor
+
+
+class BatchStatistics(TabularPreprocessor):
+    """The classic skew: standardise with the serving batch's own statistics."""
+
+    def transform(self, records):
+        columns = self.encoding.numeric
+        x = torch.tensor([[float(r[c]) for c in columns] for r in records])
+        return ((x - x.mean(0)) / x.std(0).clamp_min(1e-6),)
+'''
+
+
+def test_a_skewed_serving_preprocessor_fails_the_parity_test(project, tmp_path, capsys):
+    folder, run_dir, _ = project
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (folder / "myproj" / "skewed.py").write_text(SKEWED)
+    saved = json.loads((run / "preprocessor.json").read_text())
+    saved["class"] = "myproj.skewed:BatchStatistics"
+    (run / "preprocessor.json").write_text(json.dumps(saved))
+    assert main(["export", str(run)]) == 2
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "error export.parity at output[0]" in out
+
+
+def test_export_refuses_a_corrupt_checkpoint_in_one_paragraph(project, tmp_path, capsys):
+    _, run_dir, _ = project
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        ckpt.write_bytes(b"not a checkpoint")
+    assert main(["export", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be loaded as this run's weights" in err and "Traceback" not in err

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from guardrail.cli import approve, diff, ls, new, report
+from guardrail.cli import approve, diff, export, ls, new, records, report, serve
 from guardrail.errors import GuardrailError
 from guardrail.recipe import make_importable
 
-SUBCOMMANDS = (ls, new, diff, approve, report)
+SUBCOMMANDS = (ls, new, diff, approve, report, records, export, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "`python -m guardrail.train recipe=<name>`.",
         epilog="examples:\n  guardrail ls\n  guardrail new myproj\n  guardrail diff RUN_A RUN_B\n"
                "  guardrail approve recipe=est\n"
-               "  guardrail report outputs/wea/2026-01-01_12-00-00",
+               "  guardrail report outputs/wea/2026-01-01_12-00-00\n"
+               "  guardrail records outputs/est/2026-01-01_12-00-00 --split test --limit 5\n"
+               "  guardrail export outputs/est/2026-01-01_12-00-00\n"
+               "  guardrail serve outputs/est/2026-01-01_12-00-00 --port 8000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
