@@ -4,6 +4,9 @@ The paper's poker-bot project was cancelled because nobody could say when the de
 be good enough. ``data.n_players`` (the whole population) and ``data.train_fraction`` (the
 share of training players used, with validation and test fixed) let a learning curve over
 data size be drawn; validation metrics are logged every epoch for the curve over training.
+What a client sends for a player, ``records(split)``, is the session's action list (no label);
+the inputs are built from those records by the
+:class:`~guardrail.recipes.bot.preprocess.BotPreprocessor` that ``preprocessor()`` returns.
 
 Example:
     >>> dm = BotDataModule(n_players=200, n_actions=16, bot_rate=0.05, batch_size=32)
@@ -26,38 +29,12 @@ from guardrail.errors import ConfigError, DataError
 from guardrail.recipes.scoring import binary_scores, negatives_per_positive
 
 from .generator import ACTIONS, POSITIONS, STREETS, PokerLogs, generate_logs
+from .preprocess import CATEGORICAL, NUMERIC, BotPreprocessor, action_features, player_records
 
-# Model inputs: each numeric column is derived from the original log field named here.
-NUMERIC = ("bet_frac", "strength", "difficulty", "time_to_act_ms", "click_dx", "click_dy",
-           "path_px", "straight_px", "timestamp_ms", "table_id")
-CATEGORICAL = ("street", "position", "action")
+__all__ = ["CARDINALITIES", "CATEGORICAL", "NUMERIC", "SPLITS", "BotDataModule",
+           "action_features", "split_players", "timing_variance_score"]
+
 CARDINALITIES = (len(STREETS), len(POSITIONS), len(ACTIONS))
-
-
-def action_features(logs: PokerLogs) -> tuple[np.ndarray, np.ndarray]:
-    """Raw per-action inputs: ``(numeric [P, T, 10] float64, categorical [P, T, 3] int64)``.
-
-    Numeric columns follow :data:`NUMERIC`: sizes, times and lengths are logged (they are
-    skewed; time-to-act is log-normal by nature); ``timestamp_ms`` becomes the log seconds
-    since the player's previous action and ``table_id`` a 0/1 "switched table" flag, because
-    absolute times and table numbers mean nothing across players.
-
-    Example:
-        >>> from guardrail.recipes.bot.generator import generate_logs
-        >>> num, cat = action_features(generate_logs(n_players=3, n_actions=5))
-        >>> num.shape, cat.shape, float(num[0, 0, -1])
-        ((3, 5, 10), (3, 5, 3), 0.0)
-
-    """
-    gap_s = np.diff(logs.timestamp_ms, axis=1, prepend=logs.timestamp_ms[:, :1]) / 1000.0
-    switched = np.diff(logs.table_id, axis=1, prepend=logs.table_id[:, :1]) != 0
-    numeric = np.stack([
-        np.log1p(logs.bet_frac), logs.strength, logs.difficulty, np.log(logs.time_to_act_ms),
-        logs.click_dx, logs.click_dy, np.log1p(logs.path_px), np.log1p(logs.straight_px),
-        np.log1p(gap_s), switched.astype(float),
-    ], axis=-1)
-    categorical = np.stack([logs.street, logs.position, logs.action], axis=-1).astype(np.int64)
-    return numeric, categorical
 
 
 def timing_variance_score(time_to_act_ms: np.ndarray) -> np.ndarray:
@@ -175,18 +152,29 @@ class BotDataModule(RecipeDataModule):
             if logs.label[idx].sum() == 0 or len(idx) == 0:
                 raise DataError(f"BOT synthetic data: the {name} split has {len(idx)} players "
                                 f"and no bot; raise `data.n_players` or `data.bot_rate`.")
-        numeric, categorical = action_features(logs)
+        numeric, _ = action_features(logs)
         bad = int((~np.isfinite(numeric)).sum())
         if bad:
             raise DataError(f"BOT synthetic data: {bad} non-finite numeric inputs; the "
                             "generator is broken for this config.")
-        train = numeric[rows["train"]].reshape(-1, numeric.shape[-1])  # [P_train * T, F]
-        self.mean, std = train.mean(0), train.std(0)
-        self.std = np.where(std > 0, std, 1.0)  # a constant training column stays finite
-        x_num = torch.from_numpy(((numeric - self.mean) / self.std).astype(np.float32))
-        x_cat, y = torch.from_numpy(categorical), torch.from_numpy(logs.label.astype(np.float32))
+        # what a client sends: a player's session as the action list the poker client logs
+        records = player_records(logs)
+        self._preprocessor = BotPreprocessor.fit([records[i] for i in rows["train"]])
+        self.mean, self.std = self._preprocessor.mean, self._preprocessor.std
+        x_num, x_cat = self._preprocessor.transform(records)
+        y = torch.from_numpy(logs.label.astype(np.float32))
         self.logs = logs
         return {name: TensorDataset(x_num[idx], x_cat[idx], y[idx]) for name, idx in rows.items()}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The players of ``split`` as a client sends them: their action lists, no label."""
+        self.setup()
+        return player_records(self.logs.subset(self.split[split]))
+
+    def preprocessor(self) -> BotPreprocessor:
+        """Standardisation of the action features, fitted on the training players."""
+        self.setup()
+        return self._preprocessor
 
     # ------------------------------------------------------------------------ the contract
     def net_kwargs(self) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Both sources become a cohort: per user a daily sequence over days 0-6 after the first event
 (the first feature counts activity), static features, and the label "any activity on days
 7-13". The split is by user and checked; scaling and vocabularies come from training users.
+What a client sends for a user, ``records(split)``, is the week-1 log (no label); the inputs
+are built from those records by the :class:`~guardrail.recipes.ret.preprocess.RetentionPreprocessor`
+that ``preprocessor()`` returns, the one ``guardrail export`` and ``guardrail serve`` load.
 
 Example:
     >>> dm = RetentionDataModule(source="synthetic", n_users=400, batch_size=32)
@@ -16,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from guardrail.datamodule import (
@@ -35,8 +37,16 @@ from guardrail.recipes.ret.cohort import (
     synthetic_cohort,
 )
 from guardrail.recipes.ret.generator import synthetic_app_events
+from guardrail.recipes.ret.preprocess import (
+    RetentionPreprocessor,
+    cdnow_records,
+    encode,
+    encoded,
+    synthetic_records,
+)
 from guardrail.recipes.scoring import binary_scores, negatives_per_positive
-from guardrail.recipes.tabular import Encoding
+
+__all__ = ["SOURCES", "RetentionDataModule", "encode", "encoded", "repeat_rule", "split_users"]
 
 SOURCES = ("cdnow", "synthetic")
 
@@ -60,44 +70,6 @@ def split_users(user_ids: np.ndarray, seed: int, val_fraction: float,
                             "(`data.n_users=20000`) or other `data.val_fraction`.")
     check_disjoint({name: user_ids[rows] for name, rows in parts.items()}, "users", "RET")
     return parts
-
-
-def encode(cohort: Cohort, train: np.ndarray) -> tuple[Encoding, Encoding]:
-    """Encodings of the daily counts and of the static features, fitted on ``train`` rows.
-
-    Counts and static numbers are ``log1p``-ed, then standardised; categories get codes
-    (``0``: unseen in training). Apply them with :func:`encoded`.
-
-    Example:
-        >>> c = Cohort(np.array(["a", "b"]), np.ones((2, 7, 1)), ["n"],
-        ...            pd.DataFrame({"x": [0.0, 2.0]}), pd.DataFrame({"k": ["p", "q"]}),
-        ...            np.array([True, False]))
-        >>> seq, num, cat = encoded(c, *encode(c, np.array([0])))
-        >>> seq.shape, num.tolist(), cat.tolist()
-        ((2, 7, 1), [[0.0], [1.0986123085021973]], [[1], [0]])
-    """
-    static = _static(cohort).iloc[train]
-    numeric, categorical = list(cohort.static_num.columns), list(cohort.static_cat.columns)
-    return (Encoding.fit(_days(cohort.counts[train], cohort), cohort.seq_features, [],
-                         cohort.seq_features),
-            Encoding.fit(static, numeric, categorical, log_features=numeric))
-
-
-def encoded(cohort: Cohort, days: Encoding,
-            static: Encoding) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(seq float32 [N, 7, F], num float32 [N, S], cat int64 [N, C])`` of ``cohort``."""
-    seq = days.transform(_days(cohort.counts, cohort))[0].reshape(cohort.counts.shape)
-    num, cat = static.transform(_static(cohort))
-    return seq, num, cat
-
-
-def _days(counts: np.ndarray, cohort: Cohort) -> pd.DataFrame:
-    """``[N, 7, F]`` counts as ``N * 7`` rows of ``F`` named columns (one scaling per feature)."""
-    return pd.DataFrame(counts.reshape(-1, counts.shape[-1]), columns=cohort.seq_features)
-
-
-def _static(cohort: Cohort) -> pd.DataFrame:
-    return pd.concat([cohort.static_num, cohort.static_cat], axis=1)
 
 
 def repeat_rule(activity: np.ndarray, label: np.ndarray) -> dict[str, float]:
@@ -169,21 +141,37 @@ class RetentionDataModule(RecipeDataModule):
         """Load, derive, split by user and encode with training users' statistics."""
         hp = self.hparams
         if hp.source == "cdnow":
-            cohort = cdnow_cohort(load_cdnow())
+            frame = load_cdnow()
+            cohort, records = cdnow_cohort(frame), cdnow_records(frame)
         else:
             users, events = synthetic_app_events(hp.n_users, hp.seed)
             cohort = synthetic_cohort(users, events, hp.quasi_identifiers)
+            records = synthetic_records(users, events, hp.quasi_identifiers)
         self.split = split_users(cohort.user_ids, hp.seed, hp.val_fraction, hp.test_fraction)
         for name, idx in self.split.items():
             if not cohort.label[idx].any():
                 raise DataError(f"data.source={hp.source}: the {name} split has no positive "
                                 "users (active on days 7-13); use more users.")
-        self.day_encoding, self.static_encoding = encode(cohort, self.split["train"])
-        seq, num, cat = (torch.from_numpy(a) for a in encoded(cohort, self.day_encoding,
-                                                                self.static_encoding))
+        # what a client sends: a user's week-1 log (and static fields), fitted on training users
+        self._records = records
+        self._preprocessor = RetentionPreprocessor.fit(
+            [records[i] for i in self.split["train"]], hp.source, hp.quasi_identifiers)
+        self.day_encoding = self._preprocessor.days
+        self.static_encoding = self._preprocessor.static_encoding
+        seq, num, cat = self._preprocessor.transform(records)
         y = torch.from_numpy(cohort.label.astype(np.float32))
         self.cohort = cohort
         return {n: BatchedTensors(seq[i], num[i], cat[i], y[i]) for n, i in self.split.items()}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The users of ``split`` as a client sends them: the week-1 log, no label."""
+        self.setup()
+        return [self._records[i] for i in self.split[split]]
+
+    def preprocessor(self) -> RetentionPreprocessor:
+        """The records' encoding, fitted on the training users."""
+        self.setup()
+        return self._preprocessor
 
     # ------------------------------------------------------------------------ the contract
     def net_kwargs(self) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """BOT recipe: the generator's structure, the split by player, the variance rule, a tiny fit."""
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import lightning.pytorch as pl
 import numpy as np
@@ -8,6 +12,7 @@ import pytest
 import torch
 
 from conftest import quiet_trainer
+from guardrail.cli import main
 from guardrail.datamodule import check_disjoint
 from guardrail.errors import ConfigError, DataError
 from guardrail.recipes.bot import (
@@ -25,8 +30,10 @@ from guardrail.recipes.bot.generator import (
     BUTTON_HALF_PX,
     HUMAN,
     HUMANISED,
+    STREETS,
     TIME_LIMIT_MS,
 )
+from guardrail.recipes.bot.preprocess import ACTION_FIELDS, BotPreprocessor, player_records
 from guardrail.recipes.scoring import binary_scores
 
 
@@ -248,3 +255,105 @@ def test_tiny_fit_gives_finite_metrics():
     (metrics,) = trainer.test(module, small, verbose=False)
     assert {"test/average_precision", "test/auroc", "test/loss"} <= set(metrics)
     assert all(math.isfinite(v) for v in metrics.values())
+
+
+# ------------------------------------------------------------------ raw records, preprocessor
+def inputs_equal(pre, records, dataset):
+    return all(torch.equal(a, b) for a, b in zip(pre.transform(records), dataset.tensors[:2],
+                                                 strict=True))
+
+
+def test_records_are_each_players_action_list_row_for_row(dm, logs):
+    pre = dm.preprocessor()
+    for split in SPLITS:
+        records = dm.records(split)
+        assert len(records) == len(dm.datasets[split])
+        assert inputs_equal(pre, records, dm.datasets[split])  # bit for bit: the same code
+    first = dm.records("test")[0]["actions"]
+    player = dm.split["test"][0]
+    assert len(first) == 64 and list(first[0]) == list(ACTION_FIELDS)
+    assert first[0]["street"] == STREETS[logs.street[player, 0]]
+    assert first[5]["timestamp_ms"] == int(logs.timestamp_ms[player, 5])
+
+
+def test_records_hold_no_label_and_are_strict_json(dm):
+    records = dm.records("test")
+    for record in records:
+        json.dumps(record, allow_nan=False)
+    assert {k for r in records for k in r} == {"actions"}  # no label, kind or player id
+    assert {k for r in records for a in r["actions"] for k in a} == set(ACTION_FIELDS)
+
+
+def test_preprocessor_state_round_trips_through_json(dm):
+    pre = dm.preprocessor()
+    text = json.dumps(pre.state_dict(), allow_nan=False)
+    assert len(text) < 1000  # ten means and deviations
+    again = BotPreprocessor.from_state_dict(json.loads(text))
+    assert again.fields() == {"actions": "sequence"} and again.n_actions == 64
+    assert inputs_equal(again, dm.records("val"), dm.datasets["val"])
+
+
+def test_a_healthy_record_transforms_and_bad_ones_are_named(dm):
+    pre = dm.preprocessor()
+    record = dm.records("test")[0]
+    x_num, x_cat = pre.transform([record])
+    assert x_num.shape == (1, 64, len(NUMERIC)) and x_cat.shape == (1, 64, 3)
+
+    def changed(**fields):
+        return {"actions": [{**record["actions"][0], **fields}, *record["actions"][1:]]}
+
+    with pytest.raises(DataError, match=r"BOT record 1 has 63 actions; .* of 64 actions"):
+        pre.transform([record, {"actions": record["actions"][1:]}])
+    with pytest.raises(DataError, match=r"action 'shove' is not one of the game's fold, check"):
+        pre.transform([changed(action="shove")])
+    with pytest.raises(DataError, match=r"time_to_act_ms is not a finite number"):
+        pre.transform([changed(time_to_act_ms="2s")])
+    with pytest.raises(DataError, match=r"strength is not a finite number"):
+        pre.transform([changed(strength=None)])
+    action = {k: v for k, v in record["actions"][0].items() if k != "table_id"}
+    with pytest.raises(DataError, match=r"BOT record 0 has an action without 'table_id'"):
+        pre.transform([{"actions": [action, *record["actions"][1:]]}])
+    with pytest.raises(DataError, match=r"BOT record 0 has no 'actions' list"):
+        pre.transform([{"moves": record["actions"]}])
+    with pytest.raises(DataError, match=r"BOT record 1 has no 'actions' list of objects"):
+        pre.transform([record, {"actions": [*record["actions"][:63], [1, 2]]}])
+
+
+def test_player_records_round_trip_the_logs():
+    logs = generate_logs(n_players=12, n_actions=6, bot_rate=0.2, seed=4)
+    records = player_records(logs)
+    assert len(records) == 12 and all(len(r["actions"]) == 6 for r in records)
+    pre = BotPreprocessor.fit(records)
+    numeric, categorical = action_features(logs)
+    assert np.array_equal(pre.transform(records)[1].numpy(), categorical)
+    assert np.array_equal(pre.mean, numeric.reshape(-1, len(NUMERIC)).mean(0))
+
+
+def test_predictions_are_bot_probabilities(dm):
+    assert dm.preprocessor().predictions(torch.tensor([0.0, -100.0])) == [0.5, 0.0]
+
+
+@pytest.mark.slow
+def test_app_run_exports_with_parity_and_prints_records(tmp_path, capsys):
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "guardrail.train", "recipe=bot", "trainer.max_epochs=1",
+         "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+         "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
+         "guardrails.callbacks.config_lock.mode=warn", f"hydra.run.dir={run}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not [f for f in map(json.loads, (run / "findings.jsonl").read_text().splitlines())
+                if f["check"] == "data.contract"]  # held-out players fit the contract
+    contract = json.loads((run / "contract.json").read_text())
+    assert contract["fields"]["actions"]["accepts"] == {"min_length": 64, "max_length": 64}
+    assert main(["export", str(run)]) == 0
+    manifest = json.loads((run / "export" / "export.json").read_text())
+    assert manifest["parity"]["passed"] and manifest["format"] == "torch.export"
+    capsys.readouterr()
+    assert main(["records", str(run), "--split", "test", "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    example = json.loads((run / "export" / "examples.jsonl").read_text().splitlines()[0])
+    assert json.loads(lines[0]) == example["record"] and 0 < example["prediction"] < 1

@@ -1,6 +1,10 @@
 """RET recipe: CDNOW derivation, split by user, the generator, the repeat rule, a tiny fit."""
 
+import datetime
+import json
 import math
+import os
+import subprocess
 import sys
 
 import lightning.pytorch as pl
@@ -10,8 +14,10 @@ import pytest
 import torch
 
 from conftest import quiet_trainer
+from guardrail.cli import main
 from guardrail.datamodule import SPLITS
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.preprocess import UNKNOWN, load_preprocessor, save_preprocessor
 from guardrail.recipes.ret import (
     RetentionDataModule,
     RetentionModule,
@@ -21,7 +27,7 @@ from guardrail.recipes.ret import (
 from guardrail.recipes.ret.cohort import Cohort, cdnow_cohort, load_cdnow
 from guardrail.recipes.ret.data import encode, encoded, repeat_rule, split_users
 from guardrail.recipes.ret.generator import AGE_BANDS, QUASI_IDENTIFIERS
-from guardrail.recipes.tabular import UNKNOWN
+from guardrail.recipes.ret.preprocess import RetentionPreprocessor
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +242,117 @@ def test_tiny_fit_gives_finite_test_metrics():
     (metrics,) = trainer.test(module, dm, verbose=False)
     assert {"test/auroc", "test/average_precision", "test/loss"} <= set(metrics)
     assert all(math.isfinite(v) for v in metrics.values())
+
+
+# ------------------------------------------------------------------ raw records, preprocessor
+def inputs_equal(pre, records, dataset):
+    return all(torch.equal(a, b) for a, b in zip(pre.transform(records), dataset.tensors[:3],
+                                                 strict=True))
+
+
+def test_records_are_each_customers_week_one_log_row_for_row(dm):
+    pre = dm.preprocessor()
+    for split in SPLITS:
+        records = dm.records(split)
+        assert len(records) == len(dm.datasets[split])
+        assert inputs_equal(pre, records, dm.datasets[split])  # bit for bit: the same code
+    record = dm.records("test")[0]
+    assert set(record) == {"purchases"}
+    assert set(record["purchases"][0]) == {"date", "number_of_cds", "dollar_value"}
+
+
+def test_records_hold_no_label_and_are_strict_json(dm):
+    records = dm.records("test")
+    for record in records:
+        json.dumps(record, allow_nan=False)
+        dates = [datetime.datetime.strptime(str(p["date"]), "%Y%m%d")
+                 for p in record["purchases"]]
+        assert (max(dates) - min(dates)).days < 7  # week 1 only: days 7-13 are the label
+    assert {k for r in records for k in r} == {"purchases"}  # no label, no customer id
+
+
+def test_preprocessor_state_round_trips_through_json(dm, tmp_path):
+    pre = dm.preprocessor()
+    text = json.dumps(pre.state_dict(), allow_nan=False)
+    assert len(text) < 2000  # scalings and vocabularies, not data
+    again = RetentionPreprocessor.from_state_dict(json.loads(text))
+    assert again.fields() == {"purchases": "sequence"}
+    records = dm.records("val")
+    assert inputs_equal(again, records, dm.datasets["val"])
+    save_preprocessor(pre, tmp_path / "preprocessor.json")
+    assert inputs_equal(load_preprocessor(tmp_path / "preprocessor.json"), records,
+                        dm.datasets["val"])
+
+
+@pytest.mark.parametrize("quasi_identifiers", [True, False])
+def test_synthetic_records_carry_what_the_client_has(quasi_identifiers):
+    dm = RetentionDataModule(source="synthetic", n_users=600, seed=3,
+                             quasi_identifiers=quasi_identifiers)
+    static = {"install_weekday", *(QUASI_IDENTIFIERS if quasi_identifiers else ())}
+    for split in SPLITS:
+        records = dm.records(split)
+        assert inputs_equal(dm.preprocessor(), records, dm.datasets[split])
+        assert all(set(r) == {"events", *static} for r in records)
+        assert all(0 <= e["day"] < 7 for r in records for e in r["events"])
+    assert dm.records("test")[0]["events"][0] == {"day": 0, "event": "open"}
+    assert set(dm.preprocessor().fields()) == {"events", *static}
+
+
+def test_a_healthy_record_transforms_and_bad_ones_are_named(dm):
+    good = {"purchases": [{"date": 19970105, "number_of_cds": 2, "dollar_value": 30.0},
+                          {"date": 19970109, "number_of_cds": 1, "dollar_value": 9.5}]}
+    seq, num, cat = dm.preprocessor().transform([good])
+    assert seq.shape == (1, 7, 3) and num.shape == (1, 1) and cat[0].tolist() == [4, 2]  # Sun Jan
+    with pytest.raises(DataError, match=r"RET record 1 has no usable 'purchases'.*non-empty"):
+        dm.preprocessor().transform([good, {"purchases": []}])
+    with pytest.raises(DataError, match=r"record 0 has a purchase dated 19971345, which is no"):
+        dm.preprocessor().transform([{"purchases": [{**good["purchases"][0],
+                                                     "date": 19971345}]}])
+    with pytest.raises(DataError, match=r"a purchase cannot be read.*are numbers"):
+        dm.preprocessor().transform([{"purchases": [{**good["purchases"][0],
+                                                     "dollar_value": "30 USD"}]}])
+    with pytest.raises(DataError, match=r"\['number_of_cds'\] hold null values"):
+        dm.preprocessor().transform([{"purchases": [{**good["purchases"][0],
+                                                     "number_of_cds": None}]}])
+    synthetic = RetentionDataModule(source="synthetic", n_users=300).preprocessor()
+    record = {"install_weekday": "Mon", "gender": "male", "age_band": "55+", "city": "Umea",
+              "events": [{"day": 0, "event": "open"}]}
+    assert synthetic.transform([record])[0][0, 0, 0] > 0  # one session on day 0
+    with pytest.raises(DataError, match=r"event type\(s\) \['logout'\].*open, level_start"):
+        synthetic.transform([{**record, "events": [{"day": 0, "event": "logout"}]}])
+    with pytest.raises(DataError, match=r"RET record 0 has an event on day -1, before"):
+        synthetic.transform([{**record, "events": [{"day": -1, "event": "open"}]}])
+    with pytest.raises(DataError, match=r"an event cannot be read.*whole number of days"):
+        synthetic.transform([{**record, "events": [{"day": 2.5, "event": "open"}]}])
+    with pytest.raises(DataError, match=r"RET record 0 has no 'city'"):
+        synthetic.transform([{k: v for k, v in record.items() if k != "city"}])
+
+
+def test_predictions_are_probabilities_of_coming_back(dm):
+    assert dm.preprocessor().predictions(torch.tensor([0.0, 100.0])) == [0.5, 1.0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [[], ["data.source=synthetic", "data.n_users=3000"]],
+                         ids=["cdnow", "synthetic"])
+def test_app_run_exports_with_parity_and_prints_records(overrides, tmp_path, capsys):
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "guardrail.train", "recipe=ret", *overrides,
+         "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+         "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
+         "guardrails.callbacks.config_lock.mode=warn", f"hydra.run.dir={run}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not [f for f in map(json.loads, (run / "findings.jsonl").read_text().splitlines())
+                if f["check"] == "data.contract"]  # held-out users fit the contract
+    assert main(["export", str(run)]) == 0
+    manifest = json.loads((run / "export" / "export.json").read_text())
+    assert manifest["parity"]["passed"] and manifest["format"] == "torch.export"
+    capsys.readouterr()
+    assert main(["records", str(run), "--split", "test", "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    example = json.loads((run / "export" / "examples.jsonl").read_text().splitlines()[0])
+    assert json.loads(lines[0]) == example["record"] and 0 < example["prediction"] < 1
