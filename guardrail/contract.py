@@ -355,6 +355,31 @@ def _number(value: Any) -> str:
     return f"{value:.4g}"
 
 
+def declare_vocabulary(contract: dict[str, Any], known: Mapping[str, Sequence[Any]]) -> None:
+    """Add values the model knows beyond the training records to fields' vocabularies.
+
+    Each value not yet in a field's vocabulary joins it with count 0 (the counts stay those
+    of the training records); ``declared`` says how many were added. Fields the contract
+    does not have, or that hold no vocabulary, are left alone.
+
+    Example:
+        >>> c = infer_contract([{"movie": "a"}, {"movie": "b"}], kinds={"movie": "id"})
+        >>> declare_vocabulary(c, {"movie": ["b", "c"]})
+        >>> c["fields"]["movie"]["vocabulary"], c["fields"]["movie"]["declared"]
+        ([['a', 1], ['b', 1], ['c', 0]], 1)
+
+    """
+    for field, values in known.items():
+        spec = contract.get("fields", {}).get(field)
+        if not isinstance(spec, dict) or "vocabulary" not in spec:
+            continue
+        seen = {(_scalar_type(v), v) for v, _ in spec["vocabulary"]}
+        added = [v for v in dict.fromkeys(values) if (_scalar_type(v), v) not in seen]
+        spec["vocabulary"] = spec["vocabulary"] + [[v, 0] for v in added]
+        spec["distinct"] = spec.get("distinct", 0) + len(added)
+        spec["declared"] = len(added)
+
+
 def contract_summary(contract: Mapping[str, Any]) -> str:
     """One line per field for the CLI: name, kind, dtype and the statistics that matter.
 

@@ -87,6 +87,7 @@ class RecipeDataModule(pl.LightningDataModule):
     ``shuffle_generator()``       ``torch.Generator`` seeded with ``seed``
     ``records(split)``            ``None``: no raw records (the model serves tensors)
     ``preprocessor()``            ``None``: no raw-record preprocessing
+    ``record_inputs(split)``      ``None``: ``datasets[split]`` holds the records' inputs
     ============================  ===============================================================
 
     A datamodule whose inputs come from raw records (what a client will send: a JSON object
@@ -181,6 +182,15 @@ class RecipeDataModule(pl.LightningDataModule):
 
     def preprocessor(self) -> Preprocessor | None:
         """The preprocessor fitted on the training records (``None``: none)."""
+        return None
+
+    def record_inputs(self, split: str) -> tuple[torch.Tensor, ...] | None:
+        """The model inputs of ``records(split)``, row for row, built the training way.
+
+        ``None`` (the default): ``datasets[split]`` holds them, in the records' order. A
+        datamodule whose split holds other rows (REC's per-user ranking rows) gives them
+        here, so that the export's parity test compares like with like.
+        """
         return None
 
     # -------------------------------------------------------------------- what the base does

@@ -15,7 +15,9 @@
 
 **Parity test.** The exported program through the serving path (records ->
 ``preprocessor.json`` -> program) is compared with the trained module through the training
-path (the datamodule's own tensors of the same rows -> module). A difference beyond the
+path (the datamodule's own tensors of the same rows -> module: its test loader's, or
+``record_inputs("test")`` where the test dataset's rows are not the records', as in a
+ranking split of per-user rows). A difference beyond the
 tolerance is an ``export.parity`` error naming the output and the worst record: the serving
 path computes something other than what was trained.
 """
@@ -79,7 +81,10 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", examples: int = 64
         raise ConfigError(f"{run_dir}: the test split has no records to export examples from.")
 
     # the training path: the datamodule's own tensors of the same rows, through the module
-    trained = _outputs(module, [model_inputs(module, b) for b in _batches(datamodule, n)], n)
+    aligned = datamodule.record_inputs("test") if callable(
+        getattr(datamodule, "record_inputs", None)) else None
+    trained = _outputs(module, [tuple(t[:n] for t in aligned)], n) if aligned is not None \
+        else _outputs(module, [model_inputs(module, b) for b in _batches(datamodule, n)], n)
     # the serving path: raw records through the saved preprocessor
     served_inputs = pre.transform(records[:n])
     out = root = run_dir / FOLDER

@@ -28,7 +28,8 @@ class DataContract(GuardrailCallback):
     :class:`~guardrail.datamodule.RecipeDataModule`) give the contract
     (:func:`guardrail.contract.infer_contract`: per field its kind, dtype and shape, range and
     central quantiles, missing and non-finite shares, vocabularies with counts, sequence
-    lengths), starting from the kinds the preprocessor declares. Validation and test records
+    lengths), starting from the kinds the preprocessor declares and counting the values it
+    knows beyond the training records (a catalogue) as seen. Validation and test records
     are checked against it: ``data.contract`` findings name the field, the problem, the share
     of records with it and an example. ``contract.json`` and, where there is one, the fitted
     preprocessor (``preprocessor.json``) are written into the run directory, and the contract
@@ -97,7 +98,7 @@ class DataContract(GuardrailCallback):
     def _infer(self, trainer: Trainer, pl_module: LightningModule) -> tuple[
             dict[str, Any] | None, list[Finding], Preprocessor | None]:
         from guardrail.checks.contract import contract_findings
-        from guardrail.contract import infer_contract
+        from guardrail.contract import declare_vocabulary, infer_contract
 
         datamodule = getattr(trainer, "datamodule", None)
         records = _records(datamodule, "train")
@@ -107,6 +108,8 @@ class DataContract(GuardrailCallback):
             getattr(datamodule, "preprocessor", None)) else None
         kinds = pre.fields() if pre is not None else None
         contract = infer_contract(self._sample(records), kinds=kinds)
+        if pre is not None:
+            declare_vocabulary(contract, pre.vocabularies())
         contract["sampled"] = {"train": min(len(records), self.samples), "of": len(records),
                                "seed": self.seed}
         findings: list[Finding] = []

@@ -4,6 +4,7 @@ from guardrail.recipes.oil.data import OilDataModule, mean_baseline
 from guardrail.recipes.oil.generator import Field, OilFields, generate_fields
 from guardrail.recipes.oil.model import OilModule, OilNet
 from guardrail.recipes.oil.predict import EURPrediction, load_module, predict_eur
+from guardrail.recipes.oil.preprocess import OilPreprocessor
 
 __all__ = [
     "EURPrediction",
@@ -12,6 +13,7 @@ __all__ = [
     "OilFields",
     "OilModule",
     "OilNet",
+    "OilPreprocessor",
     "generate_fields",
     "load_module",
     "mean_baseline",

@@ -27,13 +27,8 @@ from torch.utils.data import Dataset, TensorDataset
 from guardrail.datamodule import RecipeDataModule, check_disjoint, loader_problems
 from guardrail.errors import ConfigError, DataError
 from guardrail.recipes.oil.generator import OilFields, generate_fields
-from guardrail.recipes.oil.patches import (
-    COORD_NAMES,
-    INPUT_CHANNELS,
-    channel_stack,
-    extract_patches,
-    scaled_coords,
-)
+from guardrail.recipes.oil.patches import COORD_NAMES, INPUT_CHANNELS
+from guardrail.recipes.oil.preprocess import OilPreprocessor
 
 
 def split_fields(n_fields: int, val_fraction: float, test_fraction: float,
@@ -166,8 +161,7 @@ class OilDataModule(RecipeDataModule):
     def build_splits(self) -> dict[str, Dataset]:
         """Generate, split by field, standardise and cut patches."""
         hp = self.hparams
-        fields = generate_fields(hp.n_fields, hp.grid_size, self.wells_per_field,
-                                 hp.placement_bias, hp.max_faults, hp.noise_sigma, hp.seed)
+        fields = generate_fields(**self.survey())
         self.field_split = split_fields(hp.n_fields, hp.val_fraction, hp.test_fraction, hp.seed)
         self.well_split = {name: np.flatnonzero(np.isin(fields.field_of_well, f))
                            for name, f in self.field_split.items()}
@@ -177,19 +171,15 @@ class OilDataModule(RecipeDataModule):
         if any(bad.values()):
             raise DataError(f"OIL generator produced non-finite values {bad} with "
                             f"{dict(hp)}; report this with the config.")
-        train_maps = fields.maps[self.field_split["train"]].astype(np.float64)  # [F_tr, 5, H, W]
-        self.channel_mean = [*train_maps.mean((0, 2, 3)).tolist(), 0.0]  # wells channel: raw 0/1
-        self.channel_std = [*train_maps.std((0, 2, 3)).tolist(), 1.0]
-        patches = np.empty((len(fields.log_eur), len(INPUT_CHANNELS), hp.patch_size,
-                            hp.patch_size), dtype=np.float32)
-        for f in range(hp.n_fields):
-            idx = np.flatnonzero(fields.field_of_well == f)
-            channels = channel_stack(fields.maps[f], fields.wells[idx])
-            patches[idx] = extract_patches(channels, fields.wells[idx], hp.patch_size)
-        mean, std = (np.asarray(v, np.float32)[:, None, None] for v in
-                     (self.channel_mean, self.channel_std))
-        tensors = (torch.from_numpy((patches - mean) / std),
-                   torch.from_numpy(scaled_coords(fields.wells, (hp.grid_size, hp.grid_size))),
+        # what a client sends: a location, one record per well
+        self._records = [{"field": f, "row": r, "col": c} for f, (r, c) in zip(
+            fields.field_of_well.tolist(), fields.wells.tolist(), strict=True)]
+        self._preprocessor = OilPreprocessor.fit(
+            [self._records[i] for i in self.well_split["train"]], self.survey(),
+            hp.patch_size, fields=fields)
+        self.channel_mean = self._preprocessor.channel_mean
+        self.channel_std = self._preprocessor.channel_std
+        tensors = (*self._preprocessor.transform(self._records),  # patch, coords
                    torch.from_numpy(fields.log_eur.astype(np.float32)))
         datasets: dict[str, Dataset] = {}
         for name, idx in self.well_split.items():
@@ -198,6 +188,24 @@ class OilDataModule(RecipeDataModule):
             datasets[name] = _Dihedral(*parts) if augment else TensorDataset(*parts)
         self.fields = fields
         return datasets
+
+    def survey(self) -> dict[str, Any]:
+        """The generator's arguments (JSON values): they rebuild every field's maps."""
+        hp = self.hparams
+        return {"n_fields": int(hp.n_fields), "grid_size": int(hp.grid_size),
+                "wells_per_field": list(self.wells_per_field),
+                "placement_bias": float(hp.placement_bias), "max_faults": int(hp.max_faults),
+                "noise_sigma": float(hp.noise_sigma), "seed": int(hp.seed)}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The wells of ``split`` as a client sends them: ``{"field", "row", "col"}``."""
+        self.setup()
+        return [self._records[i] for i in self.well_split[split]]
+
+    def preprocessor(self) -> OilPreprocessor:
+        """Locations to patches, with the training fields' channel statistics."""
+        self.setup()
+        return self._preprocessor
 
     # ------------------------------------------------------------------------ the contract
     def net_kwargs(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from guardrail.errors import DataError
 from guardrail.recipes.oil.generator import Field
 from guardrail.recipes.oil.model import OilModule, OilNet
 
@@ -48,15 +49,29 @@ class EURPrediction:
 def load_module(checkpoint: str | Path, map_location: str = "cpu") -> OilModule:
     """Rebuild a trained :class:`OilModule` from a checkpoint of the training app.
 
-    Only load checkpoints you trust: a Lightning checkpoint is a pickle.
+    The file is read with ``weights_only=True``: tensors and plain values only, nothing
+    unpickled that could run code.
+
+    Raises:
+        DataError: The file is missing, not a checkpoint of the OIL training app, holds more
+            than weights (a pickled object), or its weights do not fit the network it names.
     """
-    ckpt = torch.load(checkpoint, map_location=map_location, weights_only=False)
-    net = OilNet(**ckpt["oil_net_config"])
-    hparams = ckpt.get("hyper_parameters", {})
-    module = OilModule(net, **{k: hparams[k] for k in ("lr", "weight_decay", "feature_names",
-                                                       "channel_mean", "channel_std")
-                               if k in hparams})
-    module.load_state_dict(ckpt["state_dict"])
+    try:
+        ckpt = torch.load(checkpoint, map_location=map_location, weights_only=True)
+        net = OilNet(**ckpt["oil_net_config"])
+        hparams = ckpt.get("hyper_parameters", {})
+        module = OilModule(net, **{k: hparams[k] for k in ("lr", "weight_decay",
+                                                           "feature_names", "channel_mean",
+                                                           "channel_std") if k in hparams})
+        module.load_state_dict(ckpt["state_dict"])
+    except Exception as err:  # unreadable, unsafe or mismatched: one clear paragraph
+        first = (str(err).splitlines() or [""])[0][:300]
+        raise DataError(
+            f"The checkpoint {checkpoint} cannot be loaded as an OIL model ({type(err).__name__}"
+            f": {first}). It is missing or corrupt, holds pickled objects besides weights "
+            "(it is read with weights_only=True, so nothing in it can run code), or is not a "
+            "checkpoint of `python -m guardrail.train recipe=oil`. Pass a .ckpt from an OIL "
+            "run's checkpoints/ folder, or the trained OilModule itself.") from None
     return module.eval()
 
 

@@ -2,6 +2,7 @@
 
 from guardrail.recipes.rec.data import MovieLensDataModule
 from guardrail.recipes.rec.model import HybridRecommender, HybridRecommenderModule
+from guardrail.recipes.rec.preprocess import RecPreprocessor
 from guardrail.recipes.rec.ranking import (
     UserMean,
     expected_ranking_at_k,
@@ -14,6 +15,7 @@ __all__ = [
     "HybridRecommender",
     "HybridRecommenderModule",
     "MovieLensDataModule",
+    "RecPreprocessor",
     "UserMean",
     "expected_ranking_at_k",
     "genre_popularity",

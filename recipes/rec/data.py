@@ -19,6 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, T
 from guardrail.datamodule import RecipeDataModule, TensorRows, loader_problems
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.rec.content import item_content
+from guardrail.recipes.rec.preprocess import RecPreprocessor
 from guardrail.recipes.rec.ranking import baseline_scores, genre_popularity, popularity
 
 TRAIN_POSITIVES = ("all", "liked")
@@ -156,9 +157,46 @@ class MovieLensDataModule(RecipeDataModule):
                                     len(self.movies))
         pos = frame[(frame["split"] == "train") & (
             (frame["rating"] >= hp.positive_threshold) | (hp.train_positives == "all"))]
-        return {"train": TensorDataset(torch.tensor(pos["user"].to_numpy()),
-                                       torch.tensor(pos["item"].to_numpy())),
+        # what a client sends: a user id and a movie's fields; rows follow the model's order
+        self._preprocessor = RecPreprocessor(
+            self.user_index.index, self.item_index.index,
+            [t if isinstance(t, str) else None for t in self.movies["title"]])
+        self._pairs = {"train": pos, **{s: frame[frame["split"].isin((s, f"cold_{s}"))]
+                                         for s in EVAL}}
+        self._records = {s: self._pair_records(rows) for s, rows in self._pairs.items()}
+        return {"train": TensorDataset(*self._preprocessor.transform(self._records["train"])),
                 **{s: TensorRows(**self._rows(s)) for s in EVAL}}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """Raw records of ``split``: ``{"userId", "movieId", "title", "year", "genres"}``.
+
+        ``train``: the training positives, row for row with ``datasets["train"]``. ``val`` and
+        ``test``: the split's held-out ratings (warm, then cold movies, in the ratings' order),
+        the pairs a client asks to score; ``datasets[split]`` holds per-user ranking rows
+        instead (every candidate movie of a user), so :meth:`record_inputs` gives these
+        records' model inputs.
+        """
+        self.setup()
+        return list(self._records[split])
+
+    def record_inputs(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(users, items)`` of :meth:`records` as the training code indexes them."""
+        self.setup()
+        rows = self._pairs[split]
+        return torch.tensor(rows["user"].to_numpy()), torch.tensor(rows["item"].to_numpy())
+
+    def preprocessor(self) -> RecPreprocessor:
+        """User and movie ids to the model's rows (users of the data, the movie catalogue)."""
+        self.setup()
+        return self._preprocessor
+
+    def _pair_records(self, rows: pd.DataFrame) -> list[dict[str, Any]]:
+        movies = {m: {"title": t if isinstance(t, str) else None,
+                      "year": None if pd.isna(y) else int(y), "genres": g.split("|")}
+                  for m, t, y, g in zip(self.movies.index.tolist(), self.movies["title"],
+                                        self.movies["year"], self.movies["genres"], strict=True)}
+        return [{"userId": u, "movieId": m, **movies[m]} for u, m in zip(
+            rows["userId"].tolist(), rows["movieId"].tolist(), strict=True)]
 
     def _check_split(self, frame: pd.DataFrame) -> None:
         items = {s: set(frame.loc[frame["split"] == s, "movieId"]) for s in frame["split"].unique()}

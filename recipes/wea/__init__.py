@@ -2,6 +2,7 @@
 
 from guardrail.recipes.wea.data import WeatherDataModule
 from guardrail.recipes.wea.model import MaskedRMSE, WeatherAutoencoder, WeatherAutoencoderModule
+from guardrail.recipes.wea.preprocess import WeatherPreprocessor
 from guardrail.recipes.wea.sources import synthetic_fields
 
 __all__ = [
@@ -9,5 +10,6 @@ __all__ = [
     "WeatherAutoencoder",
     "WeatherAutoencoderModule",
     "WeatherDataModule",
+    "WeatherPreprocessor",
     "synthetic_fields",
 ]

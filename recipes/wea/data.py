@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from guardrail.datamodule import SPLITS, RecipeDataModule, TensorRows
 from guardrail.errors import ConfigError, DataError
+from guardrail.recipes.wea.preprocess import WeatherPreprocessor, field_records
 from guardrail.recipes.wea.sources import (
     frame_hashes,
     load_air_temperature,
@@ -129,6 +130,9 @@ class WeatherDataModule(RecipeDataModule):
         self.field_std: float | None = None
         self._raw: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # K, mask, time
         self._codes: np.ndarray | None = None  # [N] split of each frame: 0 train, 1 val, 2 test
+        self._records: list[dict[str, Any]] = []  # every frame as a client sends it
+        self._split_rows: dict[str, np.ndarray] = {}  # split -> frame indices, in time order
+        self._preprocessor: WeatherPreprocessor | None = None
 
     def _load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hp = self.hparams
@@ -164,24 +168,30 @@ class WeatherDataModule(RecipeDataModule):
                     f"data.source={hp.source}: {len(shared)} frames are in both the {SPLITS[a]} "
                     f"and {SPLITS[b]} splits (same content hash); the split leaks."
                 )
-        train, train_mask = frames[codes == 0], mask[codes == 0]
-        counts, sums = train_mask.sum(0), np.where(train_mask, train, 0).sum(0)  # [h, w]
-        row = sums.sum(1) / np.maximum(counts.sum(1), 1)  # [h] latitude means
-        row = np.where(counts.sum(1) > 0, row, float(train[train_mask].mean()))
-        # [h, w]; pixels never valid in training (land) get their latitude's mean, which only
-        # matters as the fill the bilinear baseline resamples across coasts.
-        mean = np.where(counts > 0, sums / np.maximum(counts, 1), row[:, None])
-        self.pixel_mean = mean.astype(np.float32)
-        self.field_std = float((train - mean)[train_mask].std())
-        # Masked pixels are set to the mean first (no 1e20 overflow), so they normalise to 0.
-        norm = ((np.where(mask, frames, mean) - mean) / self.field_std).astype(np.float32)
+        # what a client sends: one temperature field per record, missing pixels as null
+        self._records = field_records(frames, mask)
+        self._split_rows = {s: np.flatnonzero(codes == i) for i, s in enumerate(SPLITS)}
+        self._preprocessor = WeatherPreprocessor.fit(self.records("train"))
+        self.pixel_mean = self._preprocessor.pixel_mean.astype(np.float32)
+        self.field_std = self._preprocessor.field_std
+        (field,) = self._preprocessor.transform(self._records)  # [N, 1, H8, W8]
         h, w = frames.shape[1:]
         pad = (0, -w % 8, 0, -h % 8)  # right, bottom: the real region stays at [0:h, 0:w]
-        field = F.pad(torch.from_numpy(norm)[:, None], pad)  # [N, 1, H8, W8]
         valid = F.pad(torch.from_numpy(mask)[:, None], pad)  # pad is False = not a pixel
         self._codes = codes
         return {s: TensorRows(field=field[codes == i], mask=valid[codes == i])
                 for i, s in enumerate(SPLITS)}
+
+    def records(self, split: str) -> list[dict[str, Any]]:
+        """The frames of ``split`` as a client sends them: ``{"temperature_k": [[K, ...]]}``."""
+        if not self._split_rows:
+            self.setup()
+        return [self._records[i] for i in self._split_rows[split]]
+
+    def preprocessor(self) -> WeatherPreprocessor:
+        """The normalisation of records, fitted on the training frames."""
+        self.setup()
+        return self._preprocessor
 
     def net_kwargs(self) -> dict[str, Any]:
         """Network constructor arguments that depend on the data (padded grid size)."""

@@ -1,6 +1,9 @@
 """OIL recipe: synthetic fields, split by field, CNN on map patches, decision-support predict."""
 
 import hashlib
+import json
+import os
+import subprocess
 import sys
 
 import lightning.pytorch as pl
@@ -16,6 +19,7 @@ from guardrail.recipes.oil import (
     OilModule,
     OilNet,
     generate_fields,
+    load_module,
     predict_eur,
 )
 from guardrail.recipes.oil.data import check_field_split, mean_baseline, split_fields
@@ -26,6 +30,7 @@ from guardrail.recipes.oil.generator import (
     rock_log_perm,
 )
 from guardrail.recipes.oil.patches import extract_patches
+from guardrail.recipes.oil.preprocess import OilPreprocessor
 
 SMALL = {"n_fields": 20, "grid_size": 32, "wells_per_field": (5, 12), "patch_size": 9}
 
@@ -261,3 +266,120 @@ def test_augmentation_only_rotates_or_flips_training_patches(datamodule):
         assert torch.equal(patch.flatten(1).sort(1).values, plain[i].flatten(1).sort(1).values)
         seen.add(torch.equal(patch, plain[i]))
     assert False in seen  # patches are transformed
+
+
+# ------------------------------------------------------------------ raw records and serving
+def test_records_are_locations_aligned_with_the_datasets(datamodule):
+    dm, pre = datamodule, datamodule.preprocessor()
+    for split in ("train", "val", "test"):
+        records = dm.records(split)
+        patch, coords, _ = dm.datasets[split].tensors
+        served = pre.transform(records)
+        assert torch.equal(served[0], patch) and torch.equal(served[1], coords)
+        assert all(set(r) == {"field", "row", "col"} for r in records)  # no EUR, no target
+    test = dm.records("test")
+    assert all(json.loads(json.dumps(r, allow_nan=False)) == r for r in test)
+    assert {r["field"] for r in test} == set(dm.field_split["test"].tolist())
+
+
+def test_preprocessor_state_is_small_json_and_rebuilds_the_maps(datamodule):
+    pre = datamodule.preprocessor()
+    text = json.dumps(pre.state_dict(), allow_nan=False)
+    assert len(text) < 2000  # generator arguments and statistics, not maps
+    again = OilPreprocessor.from_state_dict(json.loads(text))
+    records = datamodule.records("val")
+    assert all(torch.equal(a, b) for a, b in zip(again.transform(records),
+                                                 pre.transform(records), strict=True))
+    assert again.fields() == {"field": "numeric", "row": "numeric", "col": "numeric"}
+
+
+def test_a_survey_that_regenerates_other_maps_is_refused(datamodule):
+    state = datamodule.preprocessor().state_dict()
+    other = OilPreprocessor.from_state_dict({**state, "survey": {**state["survey"], "seed": 9}})
+    with pytest.raises(DataError, match="differs from the one the model was trained on"):
+        other.transform(datamodule.records("test")[:1])
+
+
+@pytest.mark.parametrize("record, match", [
+    ({"field": 999, "row": 0, "col": 0}, "not in the survey"),
+    ({"field": 0, "row": 3.5, "col": 0}, "not in the survey"),
+    ({"field": 0, "row": 0}, "must each hold 'field', 'row' and 'col'"),
+    ({"field": "north", "row": 0, "col": 0}, "must each hold 'field', 'row' and 'col'"),
+])
+def test_a_location_outside_the_survey_is_named(datamodule, record, match):
+    pre = datamodule.preprocessor()
+    assert pre.transform([{"field": 0, "row": 31, "col": 0}])[0].shape[0] == 1  # an edge cell
+    with pytest.raises(DataError, match=match):
+        pre.transform([record])
+
+
+def test_predictions_answer_eur_in_barrels():
+    pre = OilPreprocessor({"n_fields": 3}, 9, [0.0] * 6, [1.0] * 6)
+    out = pre.predictions(torch.tensor([[0.0], [np.log(1000.0)]]))
+    assert out[0] == {"log_eur": 0.0, "eur_stb": 1.0}
+    assert out[1]["eur_stb"] == pytest.approx(1000.0)
+
+
+def test_a_checkpoint_with_pickled_objects_is_refused_and_nothing_is_unpickled(tmp_path):
+    module = OilModule(OilNet(in_channels=6, patch_size=9, channels=(8, 8)))
+    ckpt = {"state_dict": module.state_dict(), "oil_net_config": dict(module.net.config)}
+    torch.save(ckpt, tmp_path / "weights.ckpt")
+    assert isinstance(load_module(tmp_path / "weights.ckpt"), OilModule)  # healthy: loads
+    torch.save({**ckpt, "extra": _Unpicklable()}, tmp_path / "pickled.ckpt")
+    _Unpicklable.loaded = False
+    with pytest.raises(DataError, match=r"cannot be loaded as an OIL model .*weights_only=True"):
+        load_module(tmp_path / "pickled.ckpt")
+    assert not _Unpicklable.loaded
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match=r"junk\.ckpt cannot be loaded"):
+        predict_eur(tmp_path / "junk.ckpt", Field(np.zeros((5, 8, 8)), np.zeros((0, 2))), [[1, 1]])
+
+
+class _Unpicklable:
+    """An object whose unpickling would be visible (it flips a class flag)."""
+
+    loaded = False
+
+    def __reduce__(self):
+        return (_mark_loaded, ())
+
+
+def _mark_loaded():
+    _Unpicklable.loaded = True
+    return None
+
+
+@pytest.mark.slow
+def test_app_run_exports_with_parity_and_prints_records(tmp_path):
+    run = _train(tmp_path, "oil", "data.n_fields=20", "data.grid_size=32",
+                 "data.wells_per_field=[5,12]", "data.patch_size=9")
+    manifest = _export(run)
+    assert manifest["parity"]["passed"] and manifest["parity"]["max_abs_diff"] <= 1e-5
+    lines = _records(run)
+    assert len(lines) == 3 and set(json.loads(lines[0])) == {"field", "row", "col"}
+
+
+def _train(tmp_path, recipe, *overrides):
+    run = tmp_path / recipe
+    subprocess.run([sys.executable, "-m", "guardrail.train", f"recipe={recipe}",
+                    "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                    "guardrails.callbacks.config_lock.mode=warn", f"hydra.run.dir={run}",
+                    *overrides], check=True, capture_output=True, timeout=900, env=_ENV)
+    return run
+
+
+def _export(run):
+    done = subprocess.run([sys.executable, "-m", "guardrail", "export", str(run)],
+                          capture_output=True, text=True, timeout=900, env=_ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads((run / "export" / "export.json").read_text())
+
+
+def _records(run):
+    done = subprocess.run([sys.executable, "-m", "guardrail", "records", str(run), "--split",
+                           "test", "--limit", "3"], capture_output=True, text=True,
+                          timeout=900, env=_ENV, check=True)
+    return done.stdout.splitlines()
+
+
+_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from guardrail.recipes.rec import data as rec_data
 from guardrail.recipes.rec.content import tokenize
 from guardrail.recipes.rec.data import load_movielens, split_ratings
 from guardrail.recipes.rec.model import toy_items
+from guardrail.recipes.rec.preprocess import RecPreprocessor
 
 CONFIG = Path(__file__).parents[2] / "configs" / "recipe" / "rec.yaml"
 METRICS = {"recall_at_10_warm", "ndcg_at_10_warm", "recall_at_10_cold", "ndcg_at_10_cold"}
@@ -262,3 +266,91 @@ def test_recipe_config_instantiates(dm):
     assert isinstance(module, HybridRecommenderModule) and module.task == "ranking"
     assert module.configure_optimizers()["lr_scheduler"] is not None
     assert isinstance(instantiate(cfg.data), MovieLensDataModule)
+
+
+# ------------------------------------------------------------------ raw records and serving
+RECORD_KEYS = {"userId", "movieId", "title", "year", "genres"}
+
+
+def test_records_are_user_movie_pairs_aligned_with_the_model_inputs(dm):
+    pre = dm.preprocessor()
+    train = dm.records("train")
+    assert all(torch.equal(a, b) for a, b in zip(pre.transform(train),
+                                                 dm.datasets["train"].tensors, strict=True))
+    for split in ("val", "test"):  # held-out ratings; the datasets hold per-user ranking rows
+        records = dm.records(split)
+        held_out = dm.frame["split"].isin((split, f"cold_{split}"))
+        assert len(records) == int(held_out.sum())
+        assert all(torch.equal(a, b) for a, b in zip(pre.transform(records),
+                                                     dm.record_inputs(split), strict=True))
+    for split in ("train", "val", "test"):
+        assert all(set(r) == RECORD_KEYS for r in dm.records(split))  # no rating, no time
+    test = dm.records("test")
+    assert all(json.loads(json.dumps(r, allow_nan=False)) == r for r in test)
+    assert {r["movieId"] for r in test} & set(dm.frame.loc[dm.frame["split"] == "cold_test",
+                                                           "movieId"])  # new movies too
+
+
+def test_preprocessor_state_round_trips_as_json(dm):
+    pre = dm.preprocessor()
+    text = json.dumps(pre.state_dict(), allow_nan=False)
+    again = RecPreprocessor.from_state_dict(json.loads(text))
+    records = dm.records("test")[:500]
+    assert all(torch.equal(a, b) for a, b in zip(again.transform(records),
+                                                 pre.transform(records), strict=True))
+    assert again.fields() == pre.fields() and len(text) < 400_000  # ids and titles
+    assert again.vocabularies() == pre.vocabularies()
+
+
+@pytest.mark.parametrize("record, match", [
+    ({"userId": 1, "movieId": 10**9}, "movieId 1000000000, which the model has no row for"),
+    ({"userId": 10**6, "movieId": 31}, "userId 1000000, which the model has no row for"),
+    ({"userId": 1}, "no whole-number 'movieId'"),
+    ({"userId": "one", "movieId": 31}, "no whole-number 'userId'"),
+    ({"userId": 1.5, "movieId": 31}, "no row for"),
+])
+def test_an_id_the_model_has_no_row_for_is_refused_with_the_reason(dm, record, match):
+    pre = dm.preprocessor()
+    assert pre.transform([{"userId": 1, "movieId": 31.0}])[1].tolist() == [
+        int(dm.item_index[31])]  # a whole float is an id
+    with pytest.raises(DataError, match=match):
+        pre.transform([record])
+
+
+@pytest.fixture(scope="module")
+def app_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("rec") / "run"
+    subprocess.run([sys.executable, "-m", "guardrail.train", "recipe=rec", "trainer.max_epochs=1",
+                    "trainer.enable_progress_bar=false", "trainer.limit_train_batches=2",
+                    "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                    "guardrails.callbacks.config_lock.mode=warn", f"hydra.run.dir={run}"],
+                   check=True, capture_output=True, timeout=900, env=_ENV)
+    return run
+
+
+@pytest.mark.slow
+def test_app_run_prints_records(app_run):
+    lines = subprocess.run([sys.executable, "-m", "guardrail", "records", str(app_run),
+                            "--split", "test", "--limit", "3"], capture_output=True, text=True,
+                           check=True, timeout=900, env=_ENV).stdout.splitlines()
+    assert len(lines) == 3 and set(json.loads(lines[0])) == RECORD_KEYS
+
+
+@pytest.mark.slow
+def test_held_out_movies_of_the_catalogue_are_known_to_the_contract(app_run):
+    findings = [json.loads(line) for line in
+                (app_run / "findings.jsonl").read_text().splitlines()]
+    assert [f for f in findings if f["check"] == "data.contract"
+            and f["severity"] != "info"] == []
+
+
+@pytest.mark.slow
+def test_app_run_exports_with_parity(app_run):
+    done = subprocess.run([sys.executable, "-m", "guardrail", "export", str(app_run)],
+                          capture_output=True, text=True, timeout=900, env=_ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    parity = json.loads((app_run / "export" / "export.json").read_text())["parity"]
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
+
+
+_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

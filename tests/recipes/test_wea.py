@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import quiet_trainer
+from guardrail.datamodule import SPLITS
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.recipes.wea import (
     MaskedRMSE,
@@ -22,6 +26,7 @@ from guardrail.recipes.wea import (
     synthetic_fields,
 )
 from guardrail.recipes.wea.data import bilinear_grid, bilinear_rmse, time_split
+from guardrail.recipes.wea.preprocess import WeatherPreprocessor
 from guardrail.recipes.wea.sources import frame_hashes
 
 CONFIG = Path(__file__).parents[2] / "configs" / "recipe" / "wea.yaml"
@@ -216,3 +221,83 @@ def test_recipe_config_instantiates():
     assert cfg.recipe_name == "wea" and net.pool == 1 and net.code_size == dm.hparams.code_size
     assert isinstance(module, WeatherAutoencoderModule)
     assert module.configure_optimizers()["lr_scheduler"] is not None
+
+
+# ------------------------------------------------------------------ raw records and serving
+@pytest.mark.parametrize("overrides", [{}, {"source": "air_temperature"}])
+def test_records_are_fields_in_kelvin_aligned_with_the_datasets(overrides):
+    dm = small_dm(**overrides)
+    dm.setup()
+    pre = dm.preprocessor()
+    for split in SPLITS:
+        records = dm.records(split)
+        (field,) = pre.transform(records)
+        assert torch.equal(field, dm.datasets[split].tensors["field"])
+        assert all(list(r) == ["temperature_k"] for r in records)  # no mask, no target
+    test = dm.records("test")
+    assert all(json.loads(json.dumps(r, allow_nan=False)) == r for r in test)
+    _, mask, _ = dm._raw
+    values = np.array(test[0]["temperature_k"], dtype=float)  # null -> NaN
+    assert np.array_equal(np.isfinite(values), mask[dm._codes == 2][0])
+    assert pre.fields() == {"temperature_k": "grid" if mask.all() else "sequence"}
+
+
+def test_preprocessor_state_round_trips_as_json():
+    dm = small_dm()
+    dm.setup()
+    pre = dm.preprocessor()
+    again = WeatherPreprocessor.from_state_dict(json.loads(json.dumps(pre.state_dict(),
+                                                                      allow_nan=False)))
+    records = dm.records("val")
+    assert torch.equal(again.transform(records)[0], pre.transform(records)[0])
+    assert again.fields() == pre.fields() and again.field_std == pre.field_std
+
+
+def test_predictions_are_the_reconstruction_in_kelvin_on_the_real_grid():
+    dm = small_dm(height=13, width=21)
+    dm.setup()
+    pre, records = dm.preprocessor(), dm.records("test")[:2]
+    (field,) = pre.transform(records)
+    answered = np.array(pre.predictions(field))  # the identity "model": the input back
+    assert answered.shape == (2, 13, 21)
+    sent = np.array([r["temperature_k"] for r in records], dtype=float)
+    valid = np.isfinite(sent)
+    np.testing.assert_allclose(answered[valid], sent[valid], atol=1e-3)
+
+
+@pytest.mark.parametrize("record, match", [
+    ({"temperature_k": [[280.0] * 24] * 15}, r"has shape \[15, 24\]; the model was trained on "
+                                              r"16x24 grids"),
+    ({"temperature_k": [[280.0] * 24] * 15 + [[280.0]]}, "rectangular grid"),
+    ({"temp": [[280.0]]}, "must each hold 'temperature_k'"),
+])
+def test_a_field_of_the_wrong_shape_is_refused_with_the_fix(record, match):
+    dm = small_dm()
+    dm.setup()
+    assert dm.preprocessor().transform([{"temperature_k": [[280.0] * 24] * 16}])[0].shape == (
+        1, 1, 16, 24)  # the training grid passes
+    with pytest.raises(DataError, match=match):
+        dm.preprocessor().transform([record])
+
+
+@pytest.mark.slow
+def test_app_run_exports_with_parity_and_prints_records(tmp_path):
+    run = tmp_path / "wea"
+    subprocess.run([sys.executable, "-m", "guardrail.train", "recipe=wea", "trainer.max_epochs=1",
+                    "trainer.enable_progress_bar=false", "data.source=synthetic",
+                    "data.n_frames=60", "data.height=16", "data.width=24", "model.code_size=16",
+                    "model.channels=[4,8,8]", "guardrails.callbacks.config_lock.mode=warn",
+                    f"hydra.run.dir={run}"], check=True, capture_output=True, timeout=900,
+                   env=_ENV)
+    done = subprocess.run([sys.executable, "-m", "guardrail", "export", str(run)],
+                          capture_output=True, text=True, timeout=900, env=_ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    parity = json.loads((run / "export" / "export.json").read_text())["parity"]
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-5
+    lines = subprocess.run([sys.executable, "-m", "guardrail", "records", str(run), "--split",
+                            "test", "--limit", "3"], capture_output=True, text=True, check=True,
+                           timeout=900, env=_ENV).stdout.splitlines()
+    assert len(lines) == 3 and list(json.loads(lines[0])) == ["temperature_k"]
+
+
+_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
