@@ -80,7 +80,7 @@ def test_recipe_under_ddp_cpu_writes_each_run_file_once(recipe, tmp_path):
     assert [p.name for p in (tmp_path / "locks").iterdir()] == [f"{recipe}.lock.yaml"]
     assert out.count("findings:") == 1  # the summary is printed by rank zero only
     for name in ("report.json", "report.html", "findings.jsonl", "manifest.json",
-                 "metrics.csv"):
+                 "metrics.csv", "contract.json", "preprocessor.json"):
         assert len(list(tmp_path.rglob(name))) == 1, name
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) == [
         "epoch000.ckpt", "last.ckpt"]  # the best and the last (what resume= continues from)

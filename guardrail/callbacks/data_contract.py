@@ -84,8 +84,9 @@ class DataContract(GuardrailCallback):
             return
         contract, findings, pre = on_rank_zero(lambda: self._infer(trainer, pl_module))
         self.contract = contract
-        for finding in findings:
-            self.emit(trainer, finding)
+        if trainer.is_global_zero:  # findings once; a strict error still stops every rank
+            for finding in findings:
+                self.emit(trainer, finding)
         if trainer.is_global_zero and contract is not None:
             folder = self.dirpath or Path(trainer.default_root_dir)
             write_json(folder / CONTRACT_FILE, contract)
