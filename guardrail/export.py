@@ -87,8 +87,8 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", examples: int = 64
         else _outputs(module, [model_inputs(module, b) for b in _batches(datamodule, n)], n)
     # the serving path: raw records through the saved preprocessor
     served_inputs = pre.transform(records[:n])
-    out = root = run_dir / FOLDER
-    root.mkdir(parents=True, exist_ok=True)
+    out = run_dir / FOLDER
+    out.mkdir(parents=True, exist_ok=True)
     program, fmt, why = _export(module, served_inputs, out)
     served = _first(program(*served_inputs)).detach()
     parity = measure_parity(trained, served, atol, rtol)
