@@ -8,11 +8,15 @@ samples:
 2. Integrated Gradients on the floating-point inputs, with its completeness error;
 3. agreement between the two (Spearman over the features both cover), and for grids,
    between IG and occlusion heat maps (per sample, over pixels);
+   for grids, also *where*: the extent that carries information (padding trimmed), and the
+   share of the attribution falling in each region of a 3 x 3 split of it, overall and per
+   sample (``result["grids"]``, ``local[...]["top_region"]``);
 4. the model-parameter randomisation test (Adebayo et al. 2018): what the trained weights
    make of the inputs (path-averaged gradients) against what re-initialised copies make of
    them, and, given a loss, whether the model predicts better than those copies;
 5. for each explained sample, its data support: distance to the nearest training samples,
-   and ids or categories never seen in training.
+   and ids or categories never seen in training; for a reconstruction task (an autoencoder),
+   its reconstruction error (``result["reconstruction_errors"]``).
 
 Each stage is one function below. Given ``target_s``, the work is first scaled to fit it
 (:mod:`guardrail.attribution.budget`): the settings used are in ``result["settings"]``, and
@@ -51,8 +55,12 @@ from guardrail.attribution.features import (
     Feature,
     describe,
     feature_masks,
+    grid_extent,
+    grid_regions,
+    informative_pixels,
     input_kind,
     per_feature,
+    region_shares,
 )
 from guardrail.attribution.methods import (
     Forward,
@@ -67,6 +75,7 @@ from guardrail.attribution.reliability import (
     spearman,
     support,
 )
+from guardrail.shapes import first_tensor
 
 __all__ = ["Feature", "explain"]
 
@@ -99,6 +108,7 @@ class _Run:
     arrays: dict[str, Any]
     start: float
     budget_s: float
+    top_regions: list[str] | None = None  # per explained sample, of the first grid input
 
     def over_budget(self, step: str) -> bool:
         """Whether the absolute budget is spent (said in ``skipped``, and ``step`` skipped)."""
@@ -175,6 +185,8 @@ def explain(
             settings["randomisations"], seed, loss, own_loss)
     run.result["local"] = _local(run.inputs, reference, ig if torch.isfinite(ig).all()
                                  else None, perm, run.features)
+    for row, region in zip(run.result["local"], run.top_regions or [], strict=False):
+        row["top_region"] = region
     run.result["seconds"] = round(time.perf_counter() - start, 3)
     return run.result, run.arrays
 
@@ -231,6 +243,9 @@ def _prepare(module: nn.Module, inputs: Sequence[Tensor], reference: Sequence[Te
                      for f in features],
         "methods": {}, "skipped": [],
     }
+    grids = {str(i): _grid(r) for i, r in enumerate(reference) if input_kind(r) == "grid"}
+    if grids:
+        result["grids"] = grids
     baselines = tuple(r.float().mean(0, keepdim=True) if r.is_floating_point()
                       else r.mode(0, keepdim=True).values for r in reference)  # mean, or mode
     return _Run(module, inputs, reference, task, features, feature_masks(inputs, features),
@@ -239,10 +254,60 @@ def _prepare(module: nn.Module, inputs: Sequence[Tensor], reference: Sequence[Te
                 start, budget_s)
 
 
+def _grid(reference: Tensor) -> dict[str, Any]:
+    """A grid input's shape, and the extent that carries information (padding trimmed)."""
+    top, bottom, left, right = grid_extent(reference)
+    h, w = reference.shape[2], reference.shape[3]
+    return {"shape": [int(h), int(w)], "rows": [top, bottom - 1], "columns": [left, right - 1],
+            "trimmed": {"top": top, "bottom": int(h) - bottom, "left": left,
+                        "right": int(w) - right}}
+
+
 def _predictions(run: _Run) -> None:
     with torch.no_grad():
         preds = run.forward(*run.inputs)
+        out = _raw_output(run.module, run.inputs) if run.task == "reconstruction" else None
     run.result["predictions"] = _floats(preds if preds.ndim == 1 else preds.max(1).values)
+    if run.task == "binary" and preds.ndim == 1:  # scores outside [0, 1] are logits
+        outside = bool(((preds < 0) | (preds > 1)).any())
+        run.result["probabilities"] = _floats(preds.sigmoid() if outside else preds)
+    if run.forward.multiclass:
+        probs = preds.softmax(1) if bool(((preds < 0) | (preds > 1)).any()) else preds
+        run.result["classes"] = preds.argmax(1).tolist()
+        run.result["probabilities"] = _floats(probs.max(1).values)
+    same = [i for i, x in enumerate(run.inputs)
+            if out is not None and x.is_floating_point() and x.shape == out.shape]
+    if same:  # an autoencoder's prediction is its input again: what it gets wrong is the news
+        run.result["reconstruction_errors"] = _floats(reconstruction_error(
+            out, run.inputs[same[0]], run.reference[same[0]]))
+
+
+def _raw_output(module: nn.Module, inputs: Sequence[Tensor]) -> Tensor | None:
+    found = first_tensor(module(*inputs))
+    return found.detach().float() if isinstance(found, Tensor) else None
+
+
+def reconstruction_error(output: Tensor, target: Tensor, reference: Tensor) -> Tensor:
+    """``[N]``: each sample's root-mean-square reconstruction error, in the input's units.
+
+    On a grid, only pixels that vary across the reference samples count: padding and masked
+    pixels filled with one value (land in a sea-surface field) are not data.
+
+    Example:
+        >>> ref = torch.zeros(3, 1, 2, 2)
+        >>> ref[:, :, 0] = torch.randn(3, 1, 2)  # the bottom row is padding
+        >>> x = ref.clone()
+        >>> out = x + torch.tensor([[[[1.0, 1.0], [9.0, 9.0]]]])
+        >>> reconstruction_error(out, x, ref).tolist()
+        [1.0, 1.0, 1.0]
+
+    """
+    err = (output.float() - target.float()).pow(2)
+    if target.ndim == 4:
+        keep = informative_pixels(reference).to(err.device)
+        if keep.any():
+            return err[:, :, keep].mean((1, 2)).sqrt().cpu()
+    return err.reshape(len(err), -1).mean(1).sqrt().cpu()
 
 
 def _permutation(run: _Run, permutations: int, seed: int) -> Tensor:
@@ -294,12 +359,36 @@ def _heat_maps(run: _Run, ig_attrs: Sequence[Tensor | None], occlusion_samples: 
         attr = ig_attrs[i]
         if attr is not None and input_kind(x) == "grid":
             run.arrays["ig_maps"][i] = attr.abs().sum(1).cpu()
+            _regions(run, i)
             if occlusion_samples and not run.over_budget("occlusion"):
                 _occlusion(run, i, occlusion_samples)
         if attr is not None and input_kind(x) == "sequence":
             profile = attr.sum(2).abs().mean(0).cpu()
             run.arrays["time_profiles"][i] = profile
             run.result.setdefault("time_profiles", {})[str(i)] = _floats(profile)
+
+
+def _regions(run: _Run, i: int) -> None:
+    """Where in grid input ``i`` the attribution lies: per region, overall and per sample.
+
+    A region's ``share`` is the mean over samples of its share of each sample's |IG|;
+    ``area`` its share of the extent's pixels. The top region has the largest share per
+    area (the largest mean |attribution| per pixel).
+    """
+    grid = run.result["grids"][str(i)]
+    extent = (grid["rows"][0], grid["rows"][1] + 1, grid["columns"][0], grid["columns"][1] + 1)
+    regions = grid_regions(extent)
+    shares = region_shares(run.arrays["ig_maps"][i], regions)  # [N, R]
+    pixels = (extent[1] - extent[0]) * (extent[3] - extent[2])
+    area = torch.tensor([(r["rows"][1] - r["rows"][0] + 1) * (r["columns"][1] - r["columns"][0]
+                          + 1) / pixels for r in regions])  # type: ignore[index]
+    for region, share, part in zip(regions, shares.mean(0).tolist(), area.tolist(),
+                                   strict=True):
+        region.update(share=round(share, 4), area=round(part, 4))
+    grid["regions"] = regions
+    grid["top_region"] = regions[int((shares.mean(0) / area).argmax())]["name"]
+    if run.top_regions is None:
+        run.top_regions = [regions[int(k)]["name"] for k in (shares / area).argmax(1)]
 
 
 def _occlusion(run: _Run, i: int, samples: int) -> None:

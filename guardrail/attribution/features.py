@@ -143,3 +143,122 @@ def per_feature(attributions: Sequence[Tensor | None], masks: Sequence[Tensor],
         values = attr.detach()[:, select].float().cpu()
         out[:, k] = values.sum(1) if reduce == "sum" else values[:, 0]
     return out
+
+
+# ---------------------------------------------------------------------------- grids, in space
+# A grid input with one channel is one feature: "which feature" has a single answer. What a
+# reader asks of it is *where*: which region of the grid moves the output. Regions are the
+# cells of a 3 x 3 split of the grid's informative extent (fewer on a grid under 3 pixels).
+_ROWS = {1: ("",), 2: ("top", "bottom"), 3: ("top", "middle", "bottom")}
+_COLUMNS = {1: ("",), 2: ("left", "right"), 3: ("left", "centre", "right")}
+
+
+def grid_extent(reference: Tensor) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)``: the informative rows and columns of a grid input.
+
+    Rows ``[top, bottom)`` and columns ``[left, right)`` of ``reference`` ``[N, C, H, W]``.
+
+    Border rows and columns holding one value in every reference sample and channel (the
+    padding a datamodule adds to reach a size the network needs) are trimmed: nothing there
+    can move the output, and no method attributes anything to them. A grid constant
+    everywhere keeps its full extent.
+
+    Example:
+        >>> x = torch.nn.functional.pad(torch.randn(8, 1, 5, 6), (0, 2, 0, 3))  # right, bottom
+        >>> x.shape[2:], grid_extent(x)
+        (torch.Size([8, 8]), (0, 5, 0, 6))
+
+    """
+    x = reference.detach().float()
+    h, w = x.shape[2], x.shape[3]
+
+    def varying(dims: tuple[int, ...]) -> list[int]:
+        return torch.nonzero(x.amax(dims) > x.amin(dims)).flatten().tolist()
+
+    rows, columns = varying((0, 1, 3)), varying((0, 1, 2))
+    if not rows or not columns:
+        return 0, h, 0, w
+    return rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+
+
+def informative_pixels(reference: Tensor) -> Tensor:
+    """``[H, W]`` bool: pixels whose value varies across reference samples (or channels).
+
+    Padding, and masked pixels filled with one value (land in a sea-surface field), are False.
+
+    Example:
+        >>> x = torch.zeros(4, 1, 2, 2)
+        >>> x[:, 0, 0, 0] = torch.arange(4.0)
+        >>> informative_pixels(x).tolist()
+        [[True, False], [False, False]]
+
+    """
+    x = reference.detach().float()
+    return x.amax((0, 1)) > x.amin((0, 1))
+
+
+def grid_regions(extent: Sequence[int]) -> list[dict[str, object]]:
+    """The regions of a grid's extent ``(top, bottom, left, right)``, named in plain words.
+
+    Each has its rows and columns (first, last; inclusive).
+
+    Example:
+        >>> [(r["name"], r["rows"], r["columns"]) for r in grid_regions((0, 37, 0, 49))][:5]
+        ... # doctest: +NORMALIZE_WHITESPACE
+        [('top-left', [0, 11], [0, 15]), ('top', [0, 11], [16, 32]),
+         ('top-right', [0, 11], [33, 48]), ('left', [12, 24], [0, 15]),
+         ('centre', [12, 24], [16, 32])]
+        >>> [r["name"] for r in grid_regions((0, 2, 0, 1))]
+        ['top', 'bottom']
+
+    """
+    top, bottom, left, right = extent
+
+    def cuts(start: int, stop: int) -> list[tuple[int, int]]:
+        n = min(3, stop - start)
+        edges = [start + round(k * (stop - start) / n) for k in range(n + 1)]
+        return [(edges[k], edges[k + 1] - 1) for k in range(n)]
+
+    rows, columns = cuts(top, bottom), cuts(left, right)
+    out: list[dict[str, object]] = []
+    for row_name, (r0, r1) in zip(_ROWS[len(rows)], rows, strict=True):
+        for col_name, (c0, c1) in zip(_COLUMNS[len(columns)], columns, strict=True):
+            words = [w for w in (row_name, col_name) if w not in ("", "middle", "centre")]
+            name = "-".join(words) or ("centre" if (row_name, col_name) != ("", "") else
+                                       "whole grid")
+            out.append({"name": name, "rows": [r0, r1], "columns": [c0, c1]})
+    return out
+
+
+def region_text(region: dict[str, object]) -> str:
+    """A region in words: ``bottom-right (rows 25-36, columns 33-48)``.
+
+    Example:
+        >>> region_text({"name": "top", "rows": [0, 12], "columns": [17, 32]})
+        'top (rows 0-12, columns 17-32)'
+
+    """
+    (r0, r1), (c0, c1) = region["rows"], region["columns"]  # type: ignore[misc]
+    return f"{region['name']} (rows {r0}-{r1}, columns {c0}-{c1})"
+
+
+def region_shares(maps: Tensor, regions: Sequence[dict[str, object]]) -> Tensor:
+    """``[N, R]``: each sample's share of its total |attribution| that falls in each region.
+
+    ``maps`` is ``[N, H, W]`` (|attribution| per pixel); samples with no attribution at all
+    get zeros.
+
+    Example:
+        >>> maps = torch.zeros(1, 4, 4)
+        >>> maps[0, 3, 3] = 2.0
+        >>> region_shares(maps, grid_regions((0, 4, 0, 4)))[0, -1].item()  # bottom-right
+        1.0
+
+    """
+    maps = maps.detach().abs().float()
+    sums = []
+    for region in regions:
+        (r0, r1), (c0, c1) = region["rows"], region["columns"]  # type: ignore[misc]
+        sums.append(maps[:, r0:r1 + 1, c0:c1 + 1].sum((1, 2)))
+    per_region = torch.stack(sums, 1)
+    return per_region / per_region.sum(1, keepdim=True).clamp_min(1e-30)

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -51,21 +52,42 @@ def render_dom(page: Path, profile: Path,
     return done.stdout, done.stderr.splitlines()
 
 
+def page_size(page: Path, profile: Path, width: int = 1280) -> tuple[int, int]:
+    """``(width, height)`` in pixels of ``page`` laid out in a ``width``-pixel-wide window.
+
+    A width over ``width`` means the page scrolls sideways (a table too wide for it). Measured
+    on a copy of the page with a one-line script appended; the page itself stays script-free.
+    """
+    probe = Path(profile).with_name(f"{Path(page).stem}-size.html")
+    probe.write_text(Path(page).read_text(encoding="utf-8").replace(
+        "</body>", "<script>const e = document.documentElement; document.body.setAttribute("
+        "'data-size', e.scrollWidth + 'x' + e.scrollHeight)</script></body>"), encoding="utf-8")
+    dom, _ = render_dom(probe, profile, (width, 900))
+    found = re.search(r'data-size="(\d+)x(\d+)"', dom)
+    if found is None:
+        raise RuntimeError(f"Chromium did not lay out {page}.")
+    return int(found.group(1)), int(found.group(2))
+
+
 def scroll_width(page: Path, profile: Path, width: int = 1280) -> int:
     """The laid-out width in pixels of ``page`` in a ``width``-pixel-wide window.
 
-    More than ``width`` means the page scrolls sideways (a table too wide for it). Measured on
-    a copy of the page with a one-line script appended; the page itself stays script-free.
+    More than ``width`` means the page scrolls sideways; see :func:`page_size`.
     """
-    probe = Path(profile).with_name(f"{Path(page).stem}-width.html")
-    probe.write_text(Path(page).read_text(encoding="utf-8").replace(
-        "</body>", "<script>document.body.setAttribute('data-scroll-width', "
-        "document.documentElement.scrollWidth)</script></body>"), encoding="utf-8")
-    dom, _ = render_dom(probe, profile, (width, 900))
-    found = re.search(r'data-scroll-width="(\d+)"', dom)
-    if found is None:
-        raise RuntimeError(f"Chromium did not lay out {page}.")
-    return int(found.group(1))
+    return page_size(page, profile, width)[0]
+
+
+def visible_text(dom: str) -> str:
+    """The text a reader sees in a page's DOM: tags, styles, scripts and image data dropped.
+
+    Example:
+        >>> visible_text("<style>p{}</style><p>a &amp; <b>b</b></p><img alt='x' src='data:'>")
+        'a & b'
+
+    """
+    text = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.DOTALL | re.IGNORECASE)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", text))
+    return " ".join(text.split())
 
 
 def screenshot(page: Path, out: Path, profile: Path, width: int = 1200,

@@ -27,6 +27,7 @@ from guardrail.report.sections import (
 )
 from guardrail.report.text import escape as _e
 from guardrail.report.text import number as _num
+from guardrail.report.text import tidy, with_code
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -34,13 +35,16 @@ max-width:60rem;color:#1f2328;padding:0 1rem}h1{font-size:1.6rem}
 h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}
 td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}svg{max-width:100%;height:auto}
+overflow-wrap:anywhere}th,td.sev,td.check{overflow-wrap:normal}td.sev{white-space:nowrap}
+svg{max-width:100%;height:auto}svg.curve{display:block;width:100%;font-family:inherit}
 th{background:#f6f8fa}.light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;
 margin-right:.5rem;vertical-align:middle}.green{background:#1a7f37}.amber{background:#bf8700}
 .red{background:#cf222e}.grey{background:#8c959f}.summary td{border:none;padding:.25rem .5rem}
-code{background:#f6f8fa;padding:0 .2rem}.num{text-align:right;font-variant-numeric:tabular-nums}
+code{background:#f6f8fa;padding:0 .2rem}td.check code{overflow-wrap:normal}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;overflow-wrap:normal}
 .error{color:#cf222e;font-weight:600}.warning{color:#9a6700;font-weight:600}.info{color:#57606a}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto}
+figcaption{color:#57606a;font-size:.9rem}
 """
 
 
@@ -147,50 +151,141 @@ def _metrics_table(report: dict[str, Any]) -> str:
         cells = "".join(f"<td class='num'>{_num(metrics[s].get(name, ''))}</td>" for s in splits)
         cells += "".join(f"<td class='num'>{_num(baselines[b].get(name, ''))}</td>"
                          for b in baselines)
-        rows.append(f"<tr><td><code>{_e(name)}</code></td>{cells}</tr>")
+        rows.append(f"<tr><td class='check'><code>{_e(name)}</code></td>{cells}</tr>")
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def learning_curve_svg(history: Sequence[dict[str, Any]], keys: Sequence[str] = ("train/loss",
-                       "val/loss"), width: int = 640, height: int = 240) -> str:
-    """An inline SVG line chart of ``keys`` over epochs ('' when there is nothing to draw).
+LOG_RATIO = 50.0  # largest / smallest positive value above which the y axis is logarithmic
+# (about 1.7 decades: WEA's loss falls 97x and lies flat on a linear axis after epoch 10)
+COLOURS = ("#0969da", "#cf222e", "#1a7f37", "#8250df")
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering ``[low, high]``.
 
     Example:
-        >>> learning_curve_svg([{"epoch": 0, "val/loss": 1.0}, {"epoch": 1, "val/loss": 0.5}])[:4]
-        '<svg'
+        >>> nice_ticks(0.0167, 1.624)
+        [0.0, 0.5, 1.0, 1.5, 2.0]
+        >>> nice_ticks(0, 119)
+        [0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0]
+        >>> nice_ticks(3.0, 3.0)
+        [2.0, 2.5, 3.0, 3.5, 4.0]
 
     """
-    series = {k: [(r["epoch"], float(r[k])) for r in history
-                  if isinstance(r.get(k), int | float) and math.isfinite(r[k])] for k in keys}
+    if high <= low:
+        span = abs(low) or 1.0
+        return nice_ticks(low - span / 3, high + span / 3, count)
+    raw = (high - low) / max(count, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = power * next(m for limit, m in ((1.5, 1), (3, 2), (7, 5), (math.inf, 10))
+                        if raw / power < limit)
+    first, last = math.floor(low / step), math.ceil(high / step)
+    return [round(k * step, 12) + 0.0 for k in range(first, last + 1)]
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Ticks of a log axis over ``[low, high]`` (both > 0): powers of ten.
+
+    With 2 and 5 between them when the range spans fewer than 2.5 decades.
+
+    Example:
+        >>> log_ticks(0.0167, 1.62)
+        [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+        >>> log_ticks(1e-4, 3.0)
+        [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0]
+
+    """
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    steps = (1, 2, 5) if math.log10(high / low) < 2.5 else (1,)
+    ticks = [float(f"{m}e{p}") for p in range(first, last + 1) for m in steps]
+    below = max((t for t in ticks if t <= low), default=ticks[0])
+    above = min((t for t in ticks if t >= high), default=ticks[-1])
+    return [t for t in ticks if below <= t <= above]
+
+
+def _tick_label(value: float) -> str:
+    """A tick's text: plain and short (``0.05``, ``1,000``, ``1e-05``)."""
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e15:
+        return _num(value) if abs(value) >= 1000 else f"{value:g}"
+    return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
+
+
+def learning_curve_svg(history: Sequence[dict[str, Any]], keys: Sequence[str] = ("train/loss",
+                       "val/loss"), width: int = 900, height: int = 300) -> str:
+    """An inline SVG line chart of ``keys`` over epochs ('' when there is nothing to draw).
+
+    Round ticks with grid lines on both axes and axis titles; the y axis is logarithmic (and
+    says so) when every value is positive and the largest is more than ``LOG_RATIO`` times the
+    smallest. The legend sits right of the plot area, never over the data. ``width`` and
+    ``height`` only set the drawing's proportions (its ``viewBox``): the chart fills the width
+    of the page.
+
+    Example:
+        >>> svg = learning_curve_svg([{"epoch": 0, "val/loss": 1.0}, {"epoch": 1, "val/loss": 0.5}])
+        >>> svg[:4], "viewBox='0 0 900 300'" in svg, "log scale" in svg
+        ('<svg', True, False)
+        >>> "log scale" in learning_curve_svg([{"epoch": e, "val/loss": 10.0 ** -e}
+        ...                                    for e in range(4)])
+        True
+
+    """
+    series = {k: [(float(r["epoch"]), float(r[k])) for r in history
+                  if isinstance(r.get(k), int | float) and not isinstance(r.get(k), bool)
+                  and math.isfinite(r[k]) and isinstance(r.get("epoch"), int | float)]
+              for k in keys}
     series = {k: v for k, v in series.items() if len(v) >= 2}
     if not series:
         return ""
     xs = [x for v in series.values() for x, _ in v]
     ys = [y for v in series.values() for _, y in v]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    pad, colours = 40, ("#0969da", "#cf222e", "#1a7f37", "#8250df")
+    log = min(ys) > 0 and max(ys) / min(ys) > LOG_RATIO
+    xt = [t for t in nice_ticks(min(xs), max(xs), count=min(6, int(max(xs) - min(xs)) or 1))
+          if t == int(t)] or [min(xs), max(xs)]
+    yt = log_ticks(min(ys), max(ys)) if log else nice_ticks(min(ys), max(ys))
+    x0, x1 = min(xt[0], min(xs)), max(xt[-1], max(xs))
+    scale: Any = math.log10 if log else (lambda v: v)
+    y0, y1 = scale(yt[0]), scale(yt[-1])
+    left, right, top, bottom = 70, 150, 12, 48  # the plot area's margins; legend on the right
+    plot_w, plot_h = width - left - right, height - top - bottom
 
-    def px(x: float, y: float) -> str:
-        fx = pad + (x - x0) / ((x1 - x0) or 1) * (width - 2 * pad)
-        fy = height - pad - (y - y0) / ((y1 - y0) or 1) * (height - 2 * pad)
-        return f"{fx:.1f},{fy:.1f}"
+    def fx(x: float) -> float:
+        return left + (x - x0) / ((x1 - x0) or 1) * plot_w
 
-    lines, legend = [], []
+    def fy(y: float) -> float:
+        return top + plot_h - (scale(y) - y0) / ((y1 - y0) or 1) * plot_h
+
+    parts = [f"<rect x='{left}' y='{top}' width='{plot_w}' height='{plot_h}' fill='none' "
+             "stroke='#8c959f'/>"]
+    for t in yt:
+        y = fy(t)
+        parts.append(f"<line x1='{left}' y1='{y:.1f}' x2='{left + plot_w}' y2='{y:.1f}' "
+                     f"stroke='#d0d7de' stroke-width='0.7'/><text x='{left - 6}' y='{y + 4:.1f}' "
+                     f"font-size='12' text-anchor='end'>{_e(_tick_label(t))}</text>")
+    for t in xt:
+        x = fx(t)
+        parts.append(f"<line x1='{x:.1f}' y1='{top}' x2='{x:.1f}' y2='{top + plot_h}' "
+                     f"stroke='#d0d7de' stroke-width='0.7'/><text x='{x:.1f}' "
+                     f"y='{top + plot_h + 17}' font-size='12' text-anchor='middle'>"
+                     f"{_e(_tick_label(t))}</text>")
+    y_title = "loss (log scale)" if log else "loss"
+    parts.append(f"<text x='{left + plot_w / 2:.1f}' y='{height - 8}' font-size='13' "
+                 "text-anchor='middle'>epoch</text>"
+                 f"<text transform='translate(16 {top + plot_h / 2:.1f}) rotate(-90)' "
+                 f"font-size='13' text-anchor='middle'>{_e(y_title)}</text>")
     for i, (key, pts) in enumerate(series.items()):
-        colour = colours[i % len(colours)]
-        lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' "
-                     f"points='{' '.join(px(x, y) for x, y in pts)}'/>")
-        legend.append(f"<text x='{width - 150}' y='{20 + 16 * i}' fill='{colour}' "
-                      f"font-size='12'>{_e(key)}</text>")
-    axes = (f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' "
-            f"stroke='#8c959f'/><line x1='{pad}' y1='{pad}' x2='{pad}' y2='{height - pad}' "
-            f"stroke='#8c959f'/><text x='{pad}' y='{height - 12}' font-size='11'>epoch {x0}"
-            f"</text><text x='{width - pad - 40}' y='{height - 12}' font-size='11'>epoch {x1}"
-            f"</text><text x='2' y='{pad}' font-size='11'>{_num(y1)}</text>"
-            f"<text x='2' y='{height - pad}' font-size='11'>{_num(y0)}</text>")
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-            f"role='img' aria-label='learning curves'>{axes}{''.join(lines)}"
-            f"{''.join(legend)}</svg>")
+        colour = COLOURS[i % len(COLOURS)]
+        points = " ".join(f"{fx(x):.1f},{fy(y):.1f}" for x, y in pts)
+        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' "
+                     f"points='{points}'/>")
+        ly = top + 14 + 20 * i
+        parts.append(f"<line x1='{left + plot_w + 14}' y1='{ly - 4}' x2='{left + plot_w + 34}' "
+                     f"y2='{ly - 4}' stroke='{colour}' stroke-width='3'/><text "
+                     f"x='{left + plot_w + 40}' y='{ly}' font-size='12'>{_e(key)}</text>")
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' "
+            f"width='100%' role='img' aria-label='learning curves ({_e(y_title)} over epochs)' "
+            f"class='curve'>{''.join(parts)}</svg>")
 
 
 def _findings_table(findings: Sequence[Finding]) -> str:
@@ -198,9 +293,9 @@ def _findings_table(findings: Sequence[Finding]) -> str:
         return "<p>No findings.</p>"
     ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.check))
     rows = "".join(
-        f"<tr><td class='{_e(f.severity.value)}'>{_e(f.severity.value)}</td>"
-        f"<td><code>{_e(f.check)}</code></td><td>{_e(f.where or '')}</td>"
-        f"<td>{_e(f.message)}</td><td>{_e(f.hint)}</td>"
+        f"<tr><td class='sev {_e(f.severity.value)}'>{_e(f.severity.value)}</td>"
+        f"<td class='check'><code>{_e(f.check)}</code></td><td>{_e(f.where or '')}</td>"
+        f"<td>{with_code(tidy(f.message))}</td><td>{with_code(tidy(f.hint))}</td>"
         f"<td class='num'>{_e('' if f.step is None else f.step)}</td></tr>"
         for f in ordered
     )
@@ -218,8 +313,13 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
     recipe = report.get("recipe") or "custom model"
     folder = Path(run_dir) if run_dir is not None else None
     attribution = read_json(folder / "attribution" / "attribution.json") if folder else None
+    if attribution and "explained" not in attribution and any(
+            f.check == "attribution.skipped" and "training samples are explained" in f.message
+            for f in findings):  # AttributionReport fell back to training samples
+        attribution["explained"] = "training"
     manifest = read_json(folder / "manifest.json") if folder else None
-    lights = "".join(f"<tr><td><span class='light {c}'></span></td><td>{_e(text)}</td></tr>"
+    lights = "".join(f"<tr><td><span class='light {c}'></span></td><td>{_e(tidy(text))}</td>"
+                     "</tr>"
                      for c, text in traffic_lights(report, findings, attribution))
     explained = attribution_section(attribution, folder / "attribution" if folder else None) \
         if attribution else ""

@@ -26,13 +26,13 @@ TOP = 15
 LABELS = {"permutation": "permutation", "integrated_gradients": "Integrated Gradients"}
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=100, layout=layout)
 
 
 def _save(fig: Any, path: Path) -> str:
@@ -48,7 +48,7 @@ def global_importance(path: Path, result: dict[str, Any]) -> str:
     methods = {k: v for k, v in result["methods"].items() if v.get("importance")}
     first = methods.get("permutation") or next(iter(methods.values()))
     order = sorted(range(len(names)), key=lambda i: -(first["importance"][i] or 0))[:TOP]
-    fig = _figure(7, 0.9 + 0.32 * len(order))
+    fig = _figure(8, 1.2 + 0.32 * len(order))
     ax = fig.add_subplot()
     height = 0.8 / len(methods)
     for m, (key, values) in enumerate(methods.items()):
@@ -63,22 +63,99 @@ def global_importance(path: Path, result: dict[str, Any]) -> str:
                 capsize=2)
     ax.set_yticks(range(len(order)), [names[i] for i in reversed(order)])
     ax.set_xlabel("importance (share of the method's largest), 95% bootstrap interval")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the bars
     return _save(fig, path)
 
 
-def heat_maps(path: Path, grid: Any, maps: dict[str, Any], samples: int = 4) -> str:
-    """Per sample: the input's first channel, then each method's heat map."""
+def crop(grid_info: dict[str, Any] | None) -> tuple[slice, slice]:
+    """The (rows, columns) slices of a grid's informative extent (``result["grids"][i]``).
+
+    Example:
+        >>> crop({"rows": [0, 36], "columns": [0, 48]})
+        (slice(0, 37, None), slice(0, 49, None))
+        >>> crop(None)
+        (slice(None, None, None), slice(None, None, None))
+
+    """
+    if not grid_info or "rows" not in grid_info:
+        return slice(None), slice(None)
+    (r0, r1), (c0, c1) = grid_info["rows"], grid_info["columns"]
+    return slice(r0, r1 + 1), slice(c0, c1 + 1)
+
+
+def _panel(fig: Any, ax: Any, image: Any, title: str, cmap: str, label: str,
+           origin: tuple[int, int]) -> None:
+    """One image with its colour bar; ticks count rows and columns of the full grid."""
+    from matplotlib.ticker import MaxNLocator
+
+    h, w = image.shape
+    shown = ax.imshow(image, cmap=cmap, interpolation="nearest",
+                      extent=(origin[1] - 0.5, origin[1] + w - 0.5, origin[0] + h - 0.5,
+                              origin[0] - 0.5))
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=6, length=2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bar = fig.colorbar(shown, ax=ax, shrink=0.8, pad=0.02)
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label(label, fontsize=7)
+
+
+def heat_maps(path: Path, grid: Any, maps: dict[str, Any], samples: int = 4,
+              grid_info: dict[str, Any] | None = None, channel: str = "channel 0") -> str:
+    """Per sample: the input's first channel, then each method's heat map, with colour bars.
+
+    Cropped to the grid's informative extent (``grid_info``: padding is left out); ticks
+    number the rows and columns of the full grid, as the report's text does. ``channel``
+    names the first channel (its feature name).
+    """
     n = min(samples, *(len(m) for m in maps.values()))
-    fig = _figure(2.6 * (1 + len(maps)), 2.2 * n)
+    rows, columns = crop(grid_info)
+    image = grid[:n, 0, rows, columns].float().cpu()
+    aspect = image.shape[2] / max(image.shape[1], 1)
+    width, height = min(2.3 * aspect + 1.0, 5.0) * (1 + len(maps)), 2.4 * n + 0.3
+    # a fixed layout: constrained layout with a colour bar per panel doubles the drawing time
+    fig = _figure(width, height, layout=None)
     axes = fig.subplots(n, 1 + len(maps), squeeze=False)
+    fig.subplots_adjust(left=0.35 / width, right=1 - 0.6 / width, bottom=0.3 / height,
+                        top=1 - 0.3 / height, wspace=0.35, hspace=0.4)
+    origin = (rows.start or 0, columns.start or 0)
+    labels = {"Integrated Gradients": "|attribution|", "occlusion": "|change of the output|"}
     for s in range(n):
-        panels = [("input (channel 0)", grid[s, 0].float().cpu())]
-        panels += [(name, m[s]) for name, m in maps.items()]
-        for ax, (title, image) in zip(axes[s], panels, strict=True):
-            ax.imshow(image.numpy(), cmap="viridis" if title.startswith("input") else "magma")
-            ax.set_title(f"{title}, sample {s}", fontsize=8)
-            ax.set_axis_off()
+        _panel(fig, axes[s][0], image[s].numpy(), f"sample {s}: input ({channel})", "viridis",
+               "input value", origin)
+        for ax, (name, m) in zip(axes[s][1:], maps.items(), strict=True):
+            _panel(fig, ax, m[s][rows, columns].float().numpy(), f"sample {s}: {name}",
+                   "magma", labels.get(name, "|attribution|"), origin)
+    return _save(fig, path)
+
+
+def region_map(path: Path, ig_map: Any, grid_info: dict[str, Any]) -> str:
+    """Mean |Integrated Gradients| over the explained samples, with the regions' shares.
+
+    The regions of ``grid_info`` (:func:`guardrail.attribution.features.grid_regions`) are
+    outlined and labelled with their share of the attribution; the top one is drawn thicker.
+    """
+    from matplotlib.patches import Rectangle
+
+    rows, columns = crop(grid_info)
+    image = ig_map[:, rows, columns].float().mean(0).numpy()
+    h, w = image.shape
+    fig = _figure(min(4.4 * w / max(h, 1) + 1.6, 9.0), 4.6)
+    ax = fig.add_subplot()
+    _panel(fig, ax, image, f"mean over {len(ig_map)} samples: where the model looks",
+           "magma", "mean |attribution| (Integrated Gradients)", (rows.start or 0,
+                                                                   columns.start or 0))
+    for region in grid_info.get("regions") or []:
+        (r0, r1), (c0, c1) = region["rows"], region["columns"]
+        top = region["name"] == grid_info.get("top_region")
+        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                               edgecolor="#1a7f37" if top else "white",
+                               linewidth=2.5 if top else 0.8, linestyle="-" if top else "--"))
+        if region.get("share") is not None:
+            ax.text((c0 + c1) / 2, (r0 + r1) / 2, f"{region['share']:.0%}", ha="center",
+                    va="center", fontsize=10 if top else 8, color="white",
+                    fontweight="bold" if top else "normal")
     return _save(fig, path)
 
 
@@ -94,15 +171,28 @@ def time_profile(path: Path, profile: Any) -> str:
 
 def attribution_plots(folder: Path, result: dict[str, Any], arrays: dict[str, Any]) -> dict[str,
                                                                                            str]:
-    """Every plot that applies; returns ``{kind: file name}`` (files inside ``folder``)."""
+    """Every plot that applies; returns ``{kind: file name}`` (files inside ``folder``).
+
+    Feature bars when there are several features; for each grid, the map of where the
+    attribution lies (with its regions) and per-sample heat maps, both without padding.
+    """
     folder = Path(folder)
-    files = {"global": global_importance(folder / "global_importance.png", result)}
+    files = {}
+    if len(result["features"]) > 1:  # one bar (a one-channel grid) says nothing
+        files["global"] = global_importance(folder / "global_importance.png", result)
     for i, ig_map in arrays["ig_maps"].items():
+        grid_info = (result.get("grids") or {}).get(str(i))
+        if grid_info and grid_info.get("regions"):
+            files[f"regions_input{i}"] = region_map(folder / f"regions_input{i}.png", ig_map,
+                                                    grid_info)
         maps = {"Integrated Gradients": ig_map}
         if i in arrays["occlusion_maps"]:
             maps["occlusion"] = arrays["occlusion_maps"][i]
+        first = next((f["name"] for f in result["features"] if f.get("input") == i
+                      and f.get("index") in (0, None) and f["name"] != f"x{i}[0]"), "channel 0")
         files[f"heat_maps_input{i}"] = heat_maps(folder / f"heat_maps_input{i}.png",
-                                                 arrays["inputs"][i], maps)
+                                                 arrays["inputs"][i], maps, grid_info=grid_info,
+                                                 channel=first)
     for i, profile in arrays["time_profiles"].items():
         files[f"time_profile_input{i}"] = time_profile(folder / f"time_profile_input{i}.png",
                                                        profile)

@@ -5,6 +5,8 @@ Example:
     ('&lt;b&gt;x&lt;/b&gt;', '0.1235', '', 'nan')
     >>> number(12843.7), number(0.000123)
     ('12,844', '0.000123')
+    >>> tidy("Not 5% better.; see report.html")
+    'Not 5% better; see this page'
 
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
 
 
@@ -37,3 +40,39 @@ def plain_number(value: float) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{round(value):,}" if 1000 <= abs(value) < 1e15 else f"{value:.4g}"
+
+
+_SELF = ((re.compile(r"\b(in|on) report\.html\b"), "on this page"),
+         (re.compile(r"\breport\.html\b"), "this page"))
+
+
+def tidy(text: str) -> str:
+    """A recorded sentence as the page shows it: joins of sentences mended, no self-reference.
+
+    A message made by joining sentences that end in '.' with '; ' reads ``.;``; a hint written
+    for the terminal says ``report.html``, which on report.html itself means this page.
+
+    Example:
+        >>> tidy("See the table in report.html, e.g., the first. Joined.; here")
+        'See the table on this page, e.g., the first. Joined; here'
+
+    """
+    text = re.sub(r"(?<!\.)\.;", ";", text)
+    for pattern, replacement in _SELF:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def with_code(text: str) -> str:
+    """``text`` escaped, with each pair of backticks (an override, a call) shown as code.
+
+    Example:
+        >>> with_code("Pass `model.pool=2` <now>; a lone ` stays")
+        'Pass <code>model.pool=2</code> &lt;now&gt;; a lone ` stays'
+
+    """
+    return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", escape(text))
+

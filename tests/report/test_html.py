@@ -92,3 +92,132 @@ def test_what_pins_the_result_shows_the_sample_counts():
     assert "train: 280 samples, val: 20 samples, test: 1,234,567 samples (fingerprint of " \
            "1,048,576)" in html
     assert "? samples" not in html
+
+
+# ------------------------------------------------------------------------- learning curves
+def decaying(epochs: int, start: float, end: float) -> list[dict]:
+    """train and val loss falling geometrically from ``start`` to ``end``."""
+    ratio = (end / start) ** (1 / (epochs - 1))
+    return [{"epoch": e, "train/loss": start * ratio ** e, "val/loss": 1.1 * start * ratio ** e}
+            for e in range(epochs)]
+
+
+def y_ticks(svg: str) -> list[str]:
+    import re
+
+    return re.findall(r"text-anchor='end'>([^<]+)</text>", svg)
+
+
+def test_a_loss_spanning_decades_gets_a_log_axis_with_round_ticks():
+    from guardrail.report.html import learning_curve_svg
+
+    svg = learning_curve_svg(decaying(120, 1.624, 0.0168))  # WEA: 97x over 120 epochs
+    assert "loss (log scale)" in svg
+    assert y_ticks(svg) == ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1", "2"]
+    assert ">100</text>" in svg and ">epoch</text>" in svg  # x ticks and the axis title
+    assert svg.count("stroke='#d0d7de'") == len(y_ticks(svg)) + 7  # a grid line per tick
+
+
+def test_a_loss_within_one_decade_keeps_a_linear_axis():
+    from guardrail.report.html import learning_curve_svg
+
+    svg = learning_curve_svg(decaying(20, 0.0105, 0.0074))  # CCF
+    assert "log scale" not in svg and ">loss</text>" in svg
+    assert y_ticks(svg) == ["0.007", "0.008", "0.009", "0.01", "0.011", "0.012"]
+
+
+def test_the_curve_fills_the_page_and_its_legend_stays_off_the_data():
+    import re
+
+    from guardrail.report.html import learning_curve_svg
+
+    svg = learning_curve_svg(decaying(10, 2.0, 1.0), width=900)
+    assert "viewBox='0 0 900 300'" in svg and "width='100%'" in svg
+    plot = re.search(r"<rect x='(\d+)' y='\d+' width='(\d+)'", svg)
+    right_edge = int(plot.group(1)) + int(plot.group(2))
+    legend = re.findall(r"<text x='([\d.]+)' y='[\d.]+' font-size='12'>(?:train|val)/loss", svg)
+    assert len(legend) == 2 and all(float(x) > right_edge for x in legend)
+    points = [float(p.split(",")[0]) for p in re.findall(r"[\d.]+,[\d.]+", svg)]
+    assert max(points) <= right_edge
+
+
+def test_a_curve_with_markup_in_its_key_stays_text():
+    from guardrail.report.html import learning_curve_svg
+
+    history = [{"epoch": 0, "<b>x</b>": 1.0}, {"epoch": 1, "<b>x</b>": 0.5}]
+    svg = learning_curve_svg(history, keys=["<b>x</b>"])
+    assert "&lt;b&gt;x&lt;/b&gt;" in svg and "<b>" not in svg
+
+
+# ---------------------------------------------------------------------------- plain text
+def test_joined_sentences_and_self_references_are_mended_on_the_page():
+    joined = Finding("baseline.not_beaten", "error", "rmse 3 does not beat 2.; mae 4 does not "
+                     "beat 3.", where="test/rmse", hint="See the per-sample table in report.html.")
+    page = render_html({"status": "completed"}, [joined])
+    assert ".;" not in page and "report.html" not in page
+    assert "rmse 3 does not beat 2; mae 4" in page and "table on this page." in page
+    clean = Finding("baseline.not_beaten", "error", "rmse 3 does not beat 2.", hint="Train more.")
+    page = render_html({"status": "completed"}, [clean])
+    assert "rmse 3 does not beat 2." in page and "Train more." in page  # left as written
+
+
+def test_large_counts_have_thousands_separators():
+    from guardrail.report.sections import manifest_section
+
+    html = manifest_section({"model": {"parameters": 655571, "final_hash": "h"}})
+    assert "655,571 parameters" in html
+
+
+# ------------------------------------------------------------------- trust in the explanation
+def explanation(loss_ratio):
+    return {"features": [{"name": n} for n in ("net_pay", "porosity", "depth")],
+            "ranking": ["net_pay", "porosity", "depth"],
+            "methods": {"permutation": {"importance": [3.0, 2.0, 1.0]}},
+            "sanity": {"passed": False, "similarity_to_randomised": 0.5003,
+                       "similarity_between_randomised": 0.4, "loss_ratio": loss_ratio}}
+
+
+def test_a_model_at_fault_makes_the_explanation_light_amber():
+    from guardrail.report.sections import sanity_sentence
+
+    colour, sentence = sanity_sentence(explanation(loss_ratio=0.97))
+    assert colour == "amber" and "failed its sanity check" in sentence
+
+
+def test_a_model_that_learned_keeps_its_permutation_ranking_green():
+    # OIL: random copies rank the gradients alike (the patch geometry), the model predicts
+    # far better than they do: attribution.sanity_failed is an info, the light is not amber
+    from guardrail.report.sections import sanity_sentence
+
+    colour, sentence = sanity_sentence(explanation(loss_ratio=0.08))
+    assert colour == "green" and "failed" not in sentence
+    assert sentence.startswith("The model relies most on net_pay, porosity, depth, by "
+                               "permutation importance")
+
+
+def test_overrides_in_backticks_show_as_code_and_markup_in_them_stays_text():
+    hint = Finding("probe.dead_units", "warning", "Dead.", hint="Run `model.pool=2 <b>`.")
+    page = render_html({"status": "completed"}, [hint])
+    assert "Run <code>model.pool=2 &lt;b&gt;</code>." in page
+    plain = Finding("probe.dead_units", "warning", "Dead.", hint="Lower the learning rate.")
+    assert "<td>Lower the learning rate.</td>" in render_html({"status": "completed"}, [plain])
+
+
+def test_an_explanation_of_training_samples_does_not_claim_held_out_ones():
+    from guardrail.report.sections import attribution_section
+
+    result = {"features": [{"name": "a"}], "ranking": ["a"], "samples": 64, "local": []}
+    assert "measured on 64 held-out samples" in attribution_section(result, None)
+    result["explained"] = "training"
+    assert "measured on 64 training samples" in attribution_section(result, None)
+
+
+def test_a_sanity_check_without_figures_is_inconclusive_not_missing():
+    from guardrail.report.sections import sanity_sentence
+
+    ran = {"ranking": ["movieId", "userId"], "sanity": {
+        "elements": 2, "similarity_to_randomised": None, "loss_ratio": None, "passed": None}}
+    colour, sentence = sanity_sentence(ran)
+    assert colour == "grey" and "inconclusive: 2 inputs are too few to compare" in sentence
+    _, sentence = sanity_sentence({"ranking": ["a"], "sanity": None})
+    assert sentence.endswith("(no sanity check was run).")
