@@ -198,8 +198,10 @@ class AttributionReport(GuardrailCallback):
             return
         inputs, targets, why = peek_rows(val, pl_module, self.samples) if val is not None \
             else (None, None, "there is no validation loader")
+        explained = "held-out"
         if inputs is None or [x.dtype for x in inputs] != [x.dtype for x in reference] or \
                 [x.shape[1:] for x in inputs] != [x.shape[1:] for x in reference]:
+            explained = "training"
             inputs, targets = _head(reference, self.samples), _head(ref_targets, self.samples)
             self.emit(trainer, skipped(
                 f"validation samples ({why or 'their inputs differ from training inputs'}); "
@@ -227,6 +229,7 @@ class AttributionReport(GuardrailCallback):
                           task),
             target_s=target_s, **self.settings)
         self.result["task"] = {"task": task, "source": task_source}
+        self.result["explained"] = explained  # which samples: report.html says so
         self.result["budget"].update(
             fit_s=None if fit_s is None else round(fit_s, 3), share=self.budget_share,
             set_aside_s=round(set_aside, 3),
