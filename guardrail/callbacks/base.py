@@ -115,7 +115,13 @@ class GuardrailCallback(Callback):
             "BaselineCheck{'stage': 'val'}"
 
         """
-        return self._generate_state_key(**{k: getattr(self, k) for k in self.state_key_fields})
+        # Lightning reads it around every hook of every callback (its profiler's action name):
+        # made once, from constructor arguments that do not change after.
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = self._generate_state_key(**{k: getattr(self, k) for k in self.state_key_fields})
+            self.__dict__["_state_key"] = key
+        return key
 
     def emit(self, trainer: Trainer | None, finding: Finding) -> None:
         """Record ``finding``, stamped with the trainer's step, epoch and rank.

@@ -18,6 +18,7 @@ from guardrail.preprocess import FILE as PREPROCESSOR_FILE
 from guardrail.preprocess import Preprocessor, TensorPreprocessor, save_preprocessor
 
 CONTRACT_FILE = "contract.json"
+TENSOR_SAMPLES = 512  # training samples a contract of input tensors is inferred from
 
 
 class DataContract(GuardrailCallback):
@@ -37,8 +38,8 @@ class DataContract(GuardrailCallback):
 
     A datamodule without raw records (or a model trained from loaders alone) gets a contract
     of its forward inputs instead: a :class:`~guardrail.preprocess.TensorPreprocessor` whose
-    records carry each input as a nested list (``x0``, ``x1``, ...), from ``samples`` training
-    samples; an ``info`` finding says so.
+    records carry each input as a nested list (``x0``, ``x1``, ...), from the first
+    ``TENSOR_SAMPLES`` (512) training samples; an ``info`` finding says so.
 
     Args:
         dirpath: Run directory; default: the trainer's ``default_root_dir``.
@@ -126,7 +127,7 @@ class DataContract(GuardrailCallback):
         from guardrail.contract import infer_contract
 
         inputs, _, why = peek_rows(trainer.train_dataloader, pl_module,
-                                   min(self.samples, 2048))
+                                   min(self.samples, TENSOR_SAMPLES))
         if inputs is None:
             return None, [Finding(
                 "contract.skipped", Severity.INFO,
