@@ -125,8 +125,7 @@ class PredictionLog:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.written = self.dropped = 0
-        self._queue: queue.Queue[tuple[str, list[tuple[Any, ...]]] | None] = queue.Queue(
-            queue_size)
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(queue_size)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._write, name="prediction-log", daemon=True)
         self._thread.start()
@@ -136,14 +135,11 @@ class PredictionLog:
                warnings: Sequence[Sequence[Any]]) -> None:
         """Queue one request's rows; returns at once."""
         now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-        rows = [(now, model_id, json.dumps(r, allow_nan=True), json.dumps(p),
-                 json.dumps(list(w))) for r, p, w in zip(records, predictions, warnings,
-                                                           strict=True)]
-        try:
-            self._queue.put_nowait(("rows", rows))
+        try:  # serialised by the writer: a request pays only for the queue
+            self._queue.put_nowait((now, model_id, records, predictions, warnings))
         except queue.Full:
-            self.dropped += len(rows)
-            LOG.warning("prediction log: %d row(s) dropped, the writer is behind", len(rows))
+            self.dropped += len(records)
+            LOG.warning("prediction log: %d row(s) dropped, the writer is behind", len(records))
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the writer."""
@@ -168,20 +164,22 @@ class PredictionLog:
             item = self._queue.get()
             if item is None:
                 break
-            rows = item[1]
+            now, model_id, records, predictions, warnings = item
             if con is None:
-                self.dropped += len(rows)
+                self.dropped += len(records)
                 continue
             try:
+                rows = [(now, model_id, json.dumps(r), json.dumps(p), json.dumps(list(w)))
+                        for r, p, w in zip(records, predictions, warnings, strict=True)]
                 with con:  # one transaction per request
                     con.execute("BEGIN")
                     con.executemany("INSERT INTO predictions (time, model_id, record, "
                                     "prediction, warnings) VALUES (?, ?, ?, ?, ?)", rows)
                 self.written += len(rows)
-            except sqlite3.Error as err:
-                self.dropped += len(rows)
+            except (sqlite3.Error, TypeError, ValueError) as err:
+                self.dropped += len(records)
                 LOG.warning("prediction log: %d row(s) not written (%s); serving goes on",
-                            len(rows), err)
+                            len(records), err)
         if con is not None:
             con.close()
 
