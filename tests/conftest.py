@@ -34,6 +34,25 @@ class TinyData(pl.LightningDataModule):
         return self._baselines or {}
 
 
+def exported_with_parity(run, capsys) -> dict:
+    """`guardrail export RUN` passes parity with torch.export, and `guardrail records` prints the
+    test records that open examples.jsonl; returns the first example."""
+    import json
+
+    from guardrail.cli import main
+
+    assert main(["export", str(run)]) == 0
+    manifest = json.loads((run / "export" / "export.json").read_text())
+    assert manifest["parity"]["passed"] and manifest["format"] == "torch.export"
+    capsys.readouterr()
+    assert main(["records", str(run), "--split", "test", "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    example = json.loads((run / "export" / "examples.jsonl").read_text().splitlines()[0])
+    assert json.loads(lines[0]) == example["record"]
+    return example
+
+
 def quiet_trainer(**kwargs) -> pl.Trainer:
     defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False,
                     enable_model_summary=False, enable_checkpointing=False, max_epochs=1)

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import quiet_trainer
-from guardrail.cli import main
+from conftest import exported_with_parity, quiet_trainer
 from guardrail.datamodule import check_disjoint
 from guardrail.errors import ConfigError, DataError
 from guardrail.recipes.bot import (
@@ -348,12 +347,5 @@ def test_app_run_exports_with_parity_and_prints_records(tmp_path, capsys):
                 if f["check"] == "data.contract"]  # held-out players fit the contract
     contract = json.loads((run / "contract.json").read_text())
     assert contract["fields"]["actions"]["accepts"] == {"min_length": 64, "max_length": 64}
-    assert main(["export", str(run)]) == 0
-    manifest = json.loads((run / "export" / "export.json").read_text())
-    assert manifest["parity"]["passed"] and manifest["format"] == "torch.export"
-    capsys.readouterr()
-    assert main(["records", str(run), "--split", "test", "--limit", "3"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
-    example = json.loads((run / "export" / "examples.jsonl").read_text().splitlines()[0])
-    assert json.loads(lines[0]) == example["record"] and 0 < example["prediction"] < 1
+    example = exported_with_parity(run, capsys)
+    assert 0 < example["prediction"] < 1

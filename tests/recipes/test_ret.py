@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import quiet_trainer
-from guardrail.cli import main
+from conftest import exported_with_parity, quiet_trainer
 from guardrail.datamodule import SPLITS
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
 from guardrail.preprocess import UNKNOWN, load_preprocessor, save_preprocessor
@@ -347,12 +346,5 @@ def test_app_run_exports_with_parity_and_prints_records(overrides, tmp_path, cap
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not [f for f in map(json.loads, (run / "findings.jsonl").read_text().splitlines())
                 if f["check"] == "data.contract"]  # held-out users fit the contract
-    assert main(["export", str(run)]) == 0
-    manifest = json.loads((run / "export" / "export.json").read_text())
-    assert manifest["parity"]["passed"] and manifest["format"] == "torch.export"
-    capsys.readouterr()
-    assert main(["records", str(run), "--split", "test", "--limit", "3"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
-    example = json.loads((run / "export" / "examples.jsonl").read_text().splitlines()[0])
-    assert json.loads(lines[0]) == example["record"] and 0 < example["prediction"] < 1
+    example = exported_with_parity(run, capsys)
+    assert 0 < example["prediction"] < 1
