@@ -90,7 +90,7 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", examples: int = 64
     out = run_dir / FOLDER
     out.mkdir(parents=True, exist_ok=True)
     program, fmt, why = _export(module, served_inputs, out)
-    served = _first(program(*served_inputs)).detach()
+    served = first_output(program(*served_inputs)).detach()
     parity = measure_parity(trained, served, atol, rtol)
     findings = parity_findings(parity, records[:n])
 
@@ -270,10 +270,11 @@ class _Forward(torch.nn.Module):
         self.module = module
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        return _first(self.module(*inputs))
+        return first_output(self.module(*inputs))
 
 
-def _first(out: Any) -> Tensor:
+def first_output(out: Any) -> Tensor:
+    """The first tensor of a forward's output (what is exported and served)."""
     from guardrail.shapes import first_tensor
 
     tensor = first_tensor(out)
@@ -303,14 +304,14 @@ def _batches(datamodule: Any, n: int) -> list[Any]:
 
 @torch.no_grad()
 def _outputs(module: torch.nn.Module, inputs: list[Any], n: int) -> Tensor:
-    return torch.cat([_first(module(*x)).detach() for x in inputs])[:n]
+    return torch.cat([first_output(module(*x)).detach() for x in inputs])[:n]
 
 
 @torch.no_grad()
 def _reference(program: Any, pre: Any, records: list[Any], contract: dict[str, Any],
                infer: Any) -> dict[str, Any]:
     """The training inputs' contract and the predictions' profile on training records."""
-    outputs = [_first(program(*pre.transform(records[i:i + 512])))
+    outputs = [first_output(program(*pre.transform(records[i:i + 512])))
                for i in range(0, len(records), 512)]
     flat = torch.cat(outputs).reshape(len(records), -1) if outputs else torch.zeros(0, 1)
     rows = [{f"prediction[{j}]" if flat.shape[1] > 1 else "prediction": float(v)

@@ -100,10 +100,10 @@ class ServedModel:
         """Predictions of records that passed :meth:`check` (one per record)."""
         import torch
 
-        from guardrail.export import _first
+        from guardrail.export import first_output
 
         with torch.no_grad():
-            out = _first(self.program(*self.preprocessor.transform(records)))
+            out = first_output(self.program(*self.preprocessor.transform(records)))
         return self.preprocessor.predictions(out)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import torch
 
-from guardrail.export import _first
+from guardrail.export import first_output
 from guardrail.serving import PredictionLog, ServedModel
 
 
@@ -96,7 +96,7 @@ def in_process(model: ServedModel, batches: list[list[dict]]) -> dict[str, list[
             inputs = model.preprocessor.transform(records)
             with torch.no_grad():
                 start = time.perf_counter()
-                _first(model.program(*inputs))
+                first_output(model.program(*inputs))
                 out["program"].append(time.perf_counter() - start)
             start = time.perf_counter()
             predictions = model.predict(records)
