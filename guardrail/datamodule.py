@@ -199,9 +199,9 @@ class RecipeDataModule(pl.LightningDataModule):
         pre = self.preprocessor() if self.datasets else None
         if pre is None:
             return {}
-        cls = type(pre)
-        return {"preprocessor": {"class": f"{cls.__module__}:{cls.__qualname__}",
-                                 "state": pre.state_dict()}}
+        from guardrail.preprocess import preprocessor_state
+
+        return {"preprocessor": preprocessor_state(pre)}
 
     def setup(self, stage: str | None = None) -> None:
         """Build the splits once (:meth:`build_splits`); later calls return at once.

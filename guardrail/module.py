@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import lightning.pytorch as pl
 import torch
@@ -33,6 +33,9 @@ from torch import Tensor, nn
 from guardrail.errors import ConfigError
 from guardrail.shapes import batch_size
 
+if TYPE_CHECKING:
+    from guardrail.preprocess import Preprocessor
+
 Task = Literal["regression", "binary", "multiclass", "reconstruction", "ranking"]
 Stage = Literal["train", "val", "test"]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -40,6 +43,7 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 TASKS: tuple[str, ...] = get_args(Task)
 STAGES: tuple[Stage, ...] = ("train", "val", "test")
+PREPROCESSOR_KEY = "guardrail_preprocessor"  # the declared preprocessor in a checkpoint
 
 
 def task_metrics(task: str, num_classes: int | None = None) -> dict[str, torchmetrics.Metric]:
@@ -86,6 +90,12 @@ class GuardrailModule(pl.LightningModule):
         scheduler: A partial LR scheduler taking the optimiser; stepped per epoch.
         num_classes: Number of classes, for ``multiclass``.
         feature_names: Names of the input features, where inputs have names.
+        preprocessor: The fitted :class:`~guardrail.preprocess.Preprocessor` that turns raw
+            records into this module's inputs, for data whose datamodule does not give one
+            (``records(split)`` without ``preprocessor()``). The ``DataContract`` guardrail
+            writes it beside the contract, checkpoints keep its state, and ``guardrail
+            export`` / ``guardrail serve`` answer raw records through it. Subclasses may
+            override :meth:`preprocessor` instead.
 
     Logged keys: ``{train,val,test}/loss`` and ``{stage}/{metric}`` for each metric.
 
@@ -108,6 +118,7 @@ class GuardrailModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         num_classes: int | None = None,
         feature_names: Sequence[str] | None = None,
+        preprocessor: Preprocessor | None = None,
     ) -> None:
         super().__init__()
         if task is not None:
@@ -117,11 +128,13 @@ class GuardrailModule(pl.LightningModule):
                 f"Unknown task {self.task!r} for {type(self).__name__}; choose one of "
                 f"{', '.join(TASKS)} (Hydra: `module.task=regression`)."
             )
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "preprocessor"],
+                                  logger=False)
         self.net = net
         self.feature_names = list(feature_names) if feature_names is not None else None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self._preprocessor = preprocessor
         metrics = self.build_metrics()
         self.metrics = nn.ModuleDict(
             {
@@ -132,6 +145,10 @@ class GuardrailModule(pl.LightningModule):
         )
 
     # ----------------------------------------------------------------- what subclasses adapt
+    def preprocessor(self) -> Preprocessor | None:
+        """The module's fitted preprocessor of raw records (default: its ``preprocessor``)."""
+        return self._preprocessor
+
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
         """The metrics of this module, keyed by short name; default: the task's."""
         return task_metrics(self.task, self.hparams.get("num_classes"))
@@ -210,6 +227,22 @@ class GuardrailModule(pl.LightningModule):
         """Predictions for a batch (the target, if any, is ignored)."""
         inputs, _ = self.split_batch(batch)
         return self(*inputs)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the declared preprocessor's class and fitted state (JSON data, no pickle)."""
+        from guardrail.preprocess import preprocessor_state
+
+        pre = self.preprocessor()
+        if pre is not None:
+            checkpoint[PREPROCESSOR_KEY] = preprocessor_state(pre)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the checkpoint's preprocessor when the module was built without one."""
+        from guardrail.preprocess import restore_preprocessor
+
+        if self._preprocessor is None and PREPROCESSOR_KEY in checkpoint:
+            self._preprocessor = restore_preprocessor(checkpoint[PREPROCESSOR_KEY],
+                                                      "the checkpoint")
 
     def configure_optimizers(self) -> Any:
         """AdamW(lr, weight_decay), or the configured partial optimiser and scheduler."""

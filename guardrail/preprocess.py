@@ -48,7 +48,8 @@ UNKNOWN = 0  # category code of a level never seen in training rows
 MISSING = "<missing>"  # a missing category (e.g. no masonry veneer) is a level of its own
 
 __all__ = ["FILE", "Encoding", "Preprocessor", "Record", "TabularPreprocessor",
-           "TensorPreprocessor", "load_preprocessor", "records_of", "save_preprocessor"]
+           "TensorPreprocessor", "load_preprocessor", "preprocessor_state", "records_of",
+           "restore_preprocessor", "save_preprocessor"]
 
 
 class Preprocessor:
@@ -94,11 +95,48 @@ class Preprocessor:
         return {}
 
 
+def preprocessor_state(pre: Preprocessor) -> dict[str, Any]:
+    """``pre`` as JSON-ready data: its class by import path and its fitted state."""
+    cls = type(pre)
+    return {"format": FORMAT, "class": f"{cls.__module__}:{cls.__qualname__}",
+            "state": pre.state_dict()}
+
+
+def restore_preprocessor(saved: Mapping[str, Any], source: str) -> Preprocessor:
+    """The preprocessor :func:`preprocessor_state` described; its class is imported by name.
+
+    Args:
+        saved: ``{"class": "module:Name", "state": {...}}``.
+        source: Where ``saved`` came from (a file, a checkpoint), for the error message.
+
+    Raises:
+        DataError: ``saved`` is malformed, or names a class that cannot be imported or is not
+            a :class:`Preprocessor`.
+    """
+    try:
+        module, _, name = saved["class"].partition(":")
+        state = saved["state"]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise DataError(f"The preprocessor in {source} cannot be read ({type(err).__name__}: "
+                        f"{err}); re-run training, or export from a run directory that has "
+                        f"one.") from None
+    try:
+        cls: Any = importlib.import_module(module)
+        for part in name.split("."):
+            cls = getattr(cls, part)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise DataError(f"{source} names the preprocessor class {saved['class']!r}, which "
+                        f"cannot be imported here ({err}); install the package that defines it "
+                        "(for a recipe of your own: put its folder on PYTHONPATH).") from None
+    if not (isinstance(cls, type) and issubclass(cls, Preprocessor)):
+        raise DataError(f"{source} names {saved['class']!r}, which is not a "
+                        "guardrail.preprocess.Preprocessor; refusing to load it.")
+    return cls.from_state_dict(state)
+
+
 def save_preprocessor(pre: Preprocessor, path: str | Path) -> None:
     """Write ``pre`` as JSON (its class by import path, and its state), atomically."""
-    cls = type(pre)
-    write_json(Path(path), {"format": FORMAT, "class": f"{cls.__module__}:{cls.__qualname__}",
-                            "state": pre.state_dict()})
+    write_json(Path(path), preprocessor_state(pre))
 
 
 def load_preprocessor(path: str | Path) -> Preprocessor:
@@ -113,24 +151,11 @@ def load_preprocessor(path: str | Path) -> Preprocessor:
     path = Path(path)
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        module, _, name = saved["class"].partition(":")
-        state = saved["state"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except (OSError, ValueError) as err:
         raise DataError(f"The preprocessor file {path} cannot be read ({type(err).__name__}: "
                         f"{err}); re-run training, or export from a run directory that has "
                         f"one.") from None
-    try:
-        cls: Any = importlib.import_module(module)
-        for part in name.split("."):
-            cls = getattr(cls, part)
-    except (ImportError, AttributeError) as err:
-        raise DataError(f"{path} names the preprocessor class {saved['class']!r}, which cannot "
-                        f"be imported here ({err}); install the package that defines it "
-                        "(for a recipe of your own: put its folder on PYTHONPATH).") from None
-    if not (isinstance(cls, type) and issubclass(cls, Preprocessor)):
-        raise DataError(f"{path} names {saved['class']!r}, which is not a "
-                        "guardrail.preprocess.Preprocessor; refusing to load it.")
-    return cls.from_state_dict(state)
+    return restore_preprocessor(saved, str(path))
 
 
 def records_of(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:

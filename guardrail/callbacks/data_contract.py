@@ -29,7 +29,8 @@ class DataContract(GuardrailCallback):
     :class:`~guardrail.datamodule.RecipeDataModule`) give the contract
     (:func:`guardrail.contract.infer_contract`: per field its kind, dtype and shape, range and
     central quantiles, missing and non-finite shares, vocabularies with counts, sequence
-    lengths), starting from the kinds the preprocessor declares and counting the values it
+    lengths), starting from the kinds the preprocessor declares (the datamodule's
+    ``preprocessor()``, else a :class:`~guardrail.GuardrailModule`'s) and counting the values it
     knows beyond the training records (a catalogue) as seen. Validation and test records
     are checked against it: ``data.contract`` findings name the field, the problem, the share
     of records with it and an example. ``contract.json`` and, where there is one, the fitted
@@ -106,8 +107,7 @@ class DataContract(GuardrailCallback):
         records = _records(datamodule, "train")
         if records is None:
             return self._from_tensors(trainer, pl_module)
-        pre = datamodule.preprocessor() if callable(
-            getattr(datamodule, "preprocessor", None)) else None
+        pre = _declared_preprocessor(datamodule) or _declared_preprocessor(pl_module)
         kinds = pre.fields() if pre is not None else None
         contract = infer_contract(self._sample(records), kinds=kinds)
         if pre is not None:
@@ -158,6 +158,12 @@ class DataContract(GuardrailCallback):
             return records
         rows = sorted(random.Random(self.seed).sample(range(len(records)), self.samples))
         return [records[i] for i in rows]
+
+
+def _declared_preprocessor(owner: Any) -> Preprocessor | None:
+    """The preprocessor a datamodule or a ``GuardrailModule`` declares (``preprocessor()``)."""
+    method = getattr(owner, "preprocessor", None)
+    return method() if callable(method) else None
 
 
 def _records(datamodule: Any, split: str) -> list[Mapping[str, Any]] | None:

@@ -2,6 +2,7 @@
 
 import json
 
+import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -97,3 +98,45 @@ def test_a_loader_it_cannot_peek_at_is_skipped_with_an_info(tmp_path):
         GuardrailModule(nn.Linear(3, 1)), DataLoader(Stream(), batch_size=4))
     assert [f.check for f in contract.findings] == ["contract.skipped"]
     assert not (tmp_path / "contract.json").exists()
+
+
+class PlainLoans(pl.LightningDataModule):
+    """A user's own datamodule: raw records and tensors, but no preprocessor of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loans = Loans()
+
+    def records(self, split):
+        return self.loans.records(split)
+
+    def train_dataloader(self):
+        self.loans.setup()
+        return DataLoader(self.loans.datasets["train"], batch_size=32)
+
+
+def fit_declared(tmp_path, preprocessor):
+    contract = DataContract(dirpath=tmp_path)
+    module = GuardrailModule(LoanModel(), task="regression", preprocessor=preprocessor)
+    trainer = quiet_trainer(callbacks=[contract], max_steps=2)
+    trainer.fit(module, datamodule=PlainLoans())
+    return contract, trainer
+
+
+def test_a_guardrail_module_declares_the_preprocessor_its_datamodule_lacks(tmp_path):
+    pre = Loans().preprocessor()
+    contract, trainer = fit_declared(tmp_path, pre)
+    assert contract.contract["fields"]["state"]["kind"] == "categorical"
+    saved = load_preprocessor(tmp_path / "preprocessor.json")
+    assert saved.state_dict() == pre.state_dict()
+    # the checkpoint keeps it too, and a module built without one gets it back
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    restored = GuardrailModule.load_from_checkpoint(tmp_path / "model.ckpt", net=LoanModel(),
+                                                    weights_only=True)
+    assert restored.preprocessor().state_dict() == pre.state_dict()
+
+
+def test_without_a_declared_preprocessor_none_is_written(tmp_path):
+    contract, _ = fit_declared(tmp_path, None)
+    assert contract.contract is not None  # inferred from the records alone
+    assert not (tmp_path / "preprocessor.json").exists()
