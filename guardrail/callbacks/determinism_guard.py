@@ -47,6 +47,12 @@ class DeterminismGuard(GuardrailCallback):
     Under DDP every rank replays its own first batches on its local module (gradients are
     not synchronised during the replay, so the ranks never wait for each other) and the run
     counts as verified when every rank agrees; a mismatch names the rank that saw it.
+
+    When it switches deterministic algorithms on itself, torch's filling of uninitialised
+    memory (``torch.utils.deterministic.fill_uninitialized_memory``, on by default with them)
+    is left off: every ``torch.empty`` would be filled with NaN, which made an LSTM's CPU
+    training step 10% slower (``scripts/bench_overhead.py``), and it only matters to code
+    that reads memory before writing it. ``fill_uninitialized_memory=True`` keeps it.
     Manual optimisation, several optimisers, iterable datasets and sharding strategies (FSDP,
     DeepSpeed) are skipped with an ``info`` finding.
 
@@ -56,6 +62,8 @@ class DeterminismGuard(GuardrailCallback):
     Args:
         enforce: Switch deterministic algorithms on at setup.
         verify_steps: Steps replayed at fit start (0: no verification).
+        fill_uninitialized_memory: Let torch fill uninitialised memory while deterministic
+            algorithms are on (see above).
         policy: ``record`` or ``strict`` (a mismatch stops training).
 
     Logged keys: ``guardrail/determinism_verified`` (1.0 or 0.0) and
@@ -77,7 +85,7 @@ class DeterminismGuard(GuardrailCallback):
     family = "determinism"
 
     def __init__(self, enforce: bool = True, verify_steps: int = 2,
-                 policy: Policy = "record") -> None:
+                 fill_uninitialized_memory: bool = False, policy: Policy = "record") -> None:
         super().__init__(policy)
         if verify_steps < 0:
             from guardrail.errors import ConfigError
@@ -86,6 +94,7 @@ class DeterminismGuard(GuardrailCallback):
                               "e.g. `guardrails.callbacks.determinism.verify_steps=2`.")
         self.enforce_settings = enforce
         self.verify_steps = verify_steps
+        self.fill_uninitialized_memory = fill_uninitialized_memory
         self.verified: bool | None = None
         self.replay_seconds = 0.0
         self._saved: dict[str, Any] | None = None
@@ -115,6 +124,8 @@ class DeterminismGuard(GuardrailCallback):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS)
             if not self._saved["deterministic"]:  # keep Trainer(deterministic=True)'s errors
                 torch.use_deterministic_algorithms(True, warn_only=True)
+                torch.utils.deterministic.fill_uninitialized_memory = \
+                    self.fill_uninitialized_memory
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
         if fit:
@@ -221,6 +232,7 @@ def _global_settings() -> dict[str, Any]:
             "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
             "benchmark": torch.backends.cudnn.benchmark,
             "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "fill_memory": torch.utils.deterministic.fill_uninitialized_memory,
             "cublas": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
 
 
@@ -228,6 +240,7 @@ def _restore(saved: dict[str, Any]) -> None:
     torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["warn_only"])
     torch.backends.cudnn.benchmark = saved["benchmark"]
     torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
+    torch.utils.deterministic.fill_uninitialized_memory = saved["fill_memory"]
     if saved["cublas"] is None:
         os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
     else:

@@ -91,7 +91,8 @@ def test_strict_policy_stops_on_a_mismatch(tiny_data):
 def _flags():
     return (torch.are_deterministic_algorithms_enabled(),
             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
-            torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+            torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            torch.utils.deterministic.fill_uninitialized_memory)
 
 
 def test_global_settings_are_restored_after_fit_and_test(tiny_data, monkeypatch):
@@ -106,10 +107,24 @@ def test_global_settings_are_restored_after_fit_and_test(tiny_data, monkeypatch)
     guard = DeterminismGuard(verify_steps=0)
     trainer = quiet_trainer(callbacks=[guard, Spy()], max_steps=2)
     trainer.fit(GuardrailModule(nn.Linear(3, 1)), datamodule=tiny_data())
-    assert seen == [(True, True, False, True, ":4096:8")]  # enforced while training
+    # enforced while training, without filling uninitialised memory (it slows steps)
+    assert seen == [(True, True, False, True, ":4096:8", False)]
     assert _flags() == before
     trainer.test(GuardrailModule(nn.Linear(3, 1)), datamodule=tiny_data(), verbose=False)
     assert _flags() == before
+
+
+def test_filling_uninitialised_memory_can_be_kept(tiny_data):
+    seen = []
+
+    class Spy(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(torch.utils.deterministic.fill_uninitialized_memory)
+
+    guard = DeterminismGuard(verify_steps=0, fill_uninitialized_memory=True)
+    quiet_trainer(callbacks=[guard, Spy()], max_steps=1).fit(
+        GuardrailModule(nn.Linear(3, 1)), datamodule=tiny_data())
+    assert seen == [True]
 
 
 def test_trainer_flags_are_kept_or_their_override_said(tiny_data):
