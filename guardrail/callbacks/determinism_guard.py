@@ -139,6 +139,11 @@ class DeterminismGuard(GuardrailCallback):
             _restore(self._saved)
             self._saved = None
 
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule,
+                     exception: BaseException) -> None:
+        """Restore the settings when the fit ends by an exception (Lightning skips teardown)."""
+        self.teardown(trainer, pl_module, "fit")
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check worker seeding, then replay the first steps twice and compare."""
         loader = trainer.train_dataloader

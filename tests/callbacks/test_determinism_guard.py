@@ -80,12 +80,15 @@ def test_manual_optimisation_is_skipped_with_an_info():
         ("determinism.skipped", "info")]
 
 
-def test_strict_policy_stops_on_a_mismatch(tiny_data):
+def test_strict_policy_stops_on_a_mismatch(tiny_data, monkeypatch):
     from guardrail import GuardrailError
 
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = _flags()
     with pytest.raises(GuardrailError, match=r"determinism.mismatch\] at net.1"):
         quiet_trainer(callbacks=[DeterminismGuard(policy="strict")], max_steps=2).fit(
             model(noisy=True), datamodule=tiny_data())
+    assert _flags() == before  # restored although Lightning skips teardown on an exception
 
 
 def _flags():
@@ -184,3 +187,4 @@ def test_batch_order_does_not_depend_on_a_hyperparameter():
     assert guarded[0] == guarded[1]
     plain = [_order(lr, []) for lr in (0.001, 0.1)]
     assert plain[0][:4] == plain[1][:4] and plain[0] != plain[1]  # the fault it prevents
+
