@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -56,11 +55,6 @@ from guardrail.findings import Finding, Severity
 from guardrail.io import utc_now, write_json, write_jsonl
 
 FOLDER = "doctor"
-#: CPU flags that decide which vectorised kernels torch and numpy run.
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
-             "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
-
-
 @dataclasses.dataclass
 class DoctorResult:
     """What ``guardrail doctor`` found; :meth:`to_dict` is ``doctor.json``."""
@@ -100,17 +94,6 @@ def installed_versions() -> dict[str, str]:
     return dict(platform_info()["packages"])
 
 
-def cpu_flags() -> list[str]:
-    """The :data:`CPU_FLAGS` this CPU has (empty where ``/proc/cpuinfo`` is not readable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    match = re.search(r"^(?:flags|Features)\s*:(.*)$", text, re.MULTILINE)
-    have = set(match.group(1).split()) if match else set()
-    return [f for f in CPU_FLAGS if f in have]
-
-
 def current_environment() -> dict[str, Any]:
     """The facts :func:`recorded_environment` reads from a manifest, measured now."""
     import platform
@@ -120,8 +103,8 @@ def current_environment() -> dict[str, Any]:
     hw = hardware()
     return {"python": platform.python_version(), "cuda": hw["cuda"], "cudnn": hw["cudnn"],
             "driver": hw["driver"], "gpus": [g["name"] for g in hw["gpus"]], "cpu": hw["cpu"],
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_flags": cpu_flags(), "os": platform.platform()}
+            "cpu_capability": hw["cpu_capability"], "cpu_flags": hw["cpu_flags"],
+            "os": platform.platform()}
 
 
 def recorded_environment(manifest: dict[str, Any]) -> dict[str, Any]:

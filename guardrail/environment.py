@@ -15,12 +15,17 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+
+#: CPU flags that decide which vectorised kernels torch and numpy run.
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+             "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
 
 
 def _cpu_model() -> str:
@@ -33,8 +38,23 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> list[str]:
+    """The :data:`CPU_FLAGS` this CPU has (empty where ``/proc/cpuinfo`` is not readable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    match = re.search(r"^(?:flags|Features)\s*:(.*)$", text, re.MULTILINE)
+    have = set(match.group(1).split()) if match else set()
+    return [f for f in CPU_FLAGS if f in have]
+
+
 def hardware() -> dict[str, Any]:
-    """CPU model and count, memory, GPUs with memory, CUDA, cuDNN and driver versions."""
+    """The machine: CPU, its kernel capability and vector flags, memory, GPUs, CUDA, driver.
+
+    ``cpu_capability`` is the instruction set torch dispatches its CPU kernels on (``AVX2``,
+    ``AVX512``); ``cpu_flags`` the :data:`CPU_FLAGS` the CPU has.
+    """
     gpus = []
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -47,6 +67,8 @@ def hardware() -> dict[str, Any]:
         memory_gb = None
     return {
         "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count() or 0,
         "memory_gb": memory_gb,
         "gpus": gpus,
