@@ -8,10 +8,13 @@
 - ``preprocessor.json`` and ``contract.json``, copied from the run;
 - ``examples.jsonl``: a fixed held-out batch of raw records (the test split's first
   ``examples``) with the predictions the trained model gives them;
-- ``reference.json``: the contract of the training inputs and a profile of the model's
-  predictions on training records, what monitoring compares serving traffic with;
+- ``reference.json``: the contract of the training inputs, a profile of the model's
+  predictions on training records, the drift profile of every training record (decile bins,
+  a quantile sketch, category counts) and the model's error on the test split: what
+  ``guardrail monitor`` compares serving traffic with;
 - ``export.json``: versions, formats, file hashes (SHA-256, checked before loading), the
-  tolerance and the measured parity.
+  tolerance, the measured parity, and the replay spread (the largest difference between two
+  identical replays of the examples, what ``guardrail doctor`` judges them against).
 
 **Parity test.** The exported program through the serving path (records ->
 ``preprocessor.json`` -> program) is compared with the trained module through the training
@@ -58,6 +61,7 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", examples: int = 64
     """
     from guardrail.batches import model_inputs
     from guardrail.contract import infer_contract
+    from guardrail.doctor import replay_spread
     from guardrail.preprocess import FILE as PRE_FILE
     from guardrail.preprocess import load_preprocessor
     from guardrail.rundir import checkpoint_path, run_built
@@ -97,10 +101,14 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", examples: int = 64
     shutil.copyfile(run_dir / "contract.json", out / "contract.json")
     shutil.copyfile(run_dir / PRE_FILE, out / PRE_FILE)
     predictions = pre.predictions(served)
+    # the run-to-run noise `guardrail doctor` judges these golden outputs against
+    spread = max(replay_spread(program, served_inputs, pre.predictions),
+                 replay_spread(module, served_inputs, pre.predictions))
     write_jsonl(out / EXAMPLES, [{"record": r, "prediction": p}
                                  for r, p in zip(records[:n], predictions, strict=True)])
-    reference = _reference(program, pre, train_records[:reference_samples],
+    reference = _reference(program, pre, train_records, reference_samples,
                            json.loads((run_dir / "contract.json").read_text()), infer_contract)
+    reference["performance"] = _test_performance(program, pre, records, datamodule)
     write_json(out / REFERENCE, reference)
     files = {name: sha256(out / name) for name in
              (fmt_file(fmt), "contract.json", PRE_FILE, EXAMPLES, REFERENCE)}
@@ -108,7 +116,7 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", examples: int = 64
         "format": fmt, "why": why, "files": files, "checkpoint": str(ckpt),
         "model_id": model_id(run_dir, files[fmt_file(fmt)]),
         "tolerance": {"atol": atol, "rtol": rtol}, "parity": parity,
-        "examples": n, "max_batch": MAX_BATCH,
+        "examples": n, "replay_spread": spread, "max_batch": MAX_BATCH,
         "versions": {"torch": torch.__version__, "python": platform.python_version(),
                      "guardrail": _version()},
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -308,15 +316,57 @@ def _outputs(module: torch.nn.Module, inputs: list[Any], n: int) -> Tensor:
 
 
 @torch.no_grad()
-def _reference(program: Any, pre: Any, records: list[Any], contract: dict[str, Any],
-               infer: Any) -> dict[str, Any]:
-    """The training inputs' contract and the predictions' profile on training records."""
-    outputs = [first_output(program(*pre.transform(records[i:i + 512])))
-               for i in range(0, len(records), 512)]
-    flat = torch.cat(outputs).reshape(len(records), -1) if outputs else torch.zeros(0, 1)
+def _predict(program: Any, pre: Any, records: list[Any]) -> list[Any]:
+    """What serving answers for ``records``, in batches of 512."""
+    out: list[Any] = []
+    for i in range(0, len(records), 512):
+        out += pre.predictions(first_output(program(*pre.transform(records[i:i + 512]))))
+    return out
+
+
+@torch.no_grad()
+def _reference(program: Any, pre: Any, records: list[Any], samples: int,
+               contract: dict[str, Any], infer: Any) -> dict[str, Any]:
+    """The training inputs' contract and predictions' profile, and the drift profile.
+
+    ``inputs``, ``predictions`` and ``records`` describe the first ``samples`` training records
+    as the contract does; ``drift`` (:func:`guardrail.checks.drift.reference_profile`) holds
+    every training record's decile bins, quantile sketch and category counts, and the
+    predictions' on the first ``samples``: bounded in size whatever the split's length.
+    """
+    from guardrail.checks.drift import feature_plan, reference_profile
+
+    sample = records[:samples]
+    outputs = [first_output(program(*pre.transform(sample[i:i + 512])))
+               for i in range(0, len(sample), 512)]
+    flat = torch.cat(outputs).reshape(len(sample), -1) if outputs else torch.zeros(0, 1)
     rows = [{f"prediction[{j}]" if flat.shape[1] > 1 else "prediction": float(v)
              for j, v in enumerate(row)} for row in flat.tolist()]
-    return {"inputs": contract, "predictions": infer(rows), "records": len(records)}
+    answers = pre.predictions(torch.cat(outputs)) if outputs else []
+    drift = reference_profile(feature_plan(contract), records, answers)
+    return {"inputs": contract, "predictions": infer(rows), "records": len(sample),
+            "drift": drift}
+
+
+def _test_performance(program: Any, pre: Any, records: list[Any],
+                      datamodule: Any) -> dict[str, Any] | None:
+    """The model's error on the whole test split (``rmse`` or ``brier``).
+
+    What ``drift.performance`` compares a labelled window with; ``None`` where the test
+    split's targets are not the last tensor of a dataset row-aligned with its records.
+    """
+    from guardrail.checks.drift import performance_metric
+
+    dataset = (getattr(datamodule, "datasets", None) or {}).get("test")
+    tensors = getattr(dataset, "tensors", None)
+    if not tensors or len(tensors[-1]) != len(records) or tensors[-1].dim() != 1:
+        return None
+    labels = tensors[-1].tolist()
+    measured = performance_metric(list(zip(_predict(program, pre, records), labels,
+                                           strict=True)))
+    if measured is None:
+        return None
+    return {"metric": measured[0], "value": measured[1], "records": len(records)}
 
 
 def _version() -> str:

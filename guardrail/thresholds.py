@@ -139,6 +139,8 @@ def all_thresholds() -> list[type[Thresholds]]:
     from guardrail.checks.baseline import BaselineThresholds
     from guardrail.checks.contract import ContractThresholds
     from guardrail.checks.data import DataThresholds
+    from guardrail.checks.dependency import DependencyThresholds
+    from guardrail.checks.drift import DriftThresholds
     from guardrail.checks.gradients import GradientThresholds
     from guardrail.checks.loss import LossThresholds
     from guardrail.checks.resolution import ResolutionThresholds
@@ -146,7 +148,32 @@ def all_thresholds() -> list[type[Thresholds]]:
 
     return [ResolutionThresholds, ActivationThresholds, GradientThresholds, LossThresholds,
             DataThresholds, ContractThresholds, BaselineThresholds, ResourceThresholds,
-            AttributionThresholds]
+            AttributionThresholds, DriftThresholds, DependencyThresholds]
+
+
+def assignments(items: list[str]) -> dict[str, float]:
+    """A command's ``--threshold NAME=VALUE`` flags as a mapping for :meth:`Thresholds.coerce`.
+
+    The commands' counterpart of a callback's ``thresholds=``.
+
+    Example:
+        >>> assignments(["psi_warning=0.3", "min_records=50"])
+        {'psi_warning': 0.3, 'min_records': 50.0}
+
+    Raises:
+        ConfigError: An item is not ``NAME=NUMBER``.
+    """
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ConfigError(f"--threshold {item!r}: give NAME=NUMBER, e.g. "
+                              "--threshold psi_warning=0.3.")
+    return out
 
 
 def markdown() -> str:

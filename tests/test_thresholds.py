@@ -25,6 +25,9 @@ YAML_BLOCK = {  # thresholds class -> its callback's block in configs/guardrails
     "DataThresholds": "data_probe", "AttributionThresholds": "attribution",
     "ContractThresholds": "data_contract",
 }
+COMMAND_FLAG = {  # thresholds of a command, not a training callback -> the command
+    "DriftThresholds": "monitor", "DependencyThresholds": "doctor",
+}
 
 
 def test_readme_threshold_table_is_the_generated_one():
@@ -44,7 +47,8 @@ def test_check_table_states_each_default_as_the_code_has_it(cls):
                              f"say {shown!r}:\n{row}"
 
 
-@pytest.mark.parametrize("cls", all_thresholds(), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [c for c in all_thresholds() if c.__name__ not in COMMAND_FLAG],
+                         ids=lambda c: c.__name__)
 def test_default_yaml_lists_every_threshold_at_its_default(cls):
     config = OmegaConf.load(ROOT / "configs" / "guardrails" / "default.yaml")
     listed = OmegaConf.to_container(config.callbacks[YAML_BLOCK[cls.__name__]].thresholds)
@@ -105,3 +109,21 @@ def test_a_monitor_that_is_never_logged_lists_what_was(tmp_path):
     with pytest.raises(ConfigError, match=re.escape("LossProbe(monitor='val_los')") +
                        r".*it logged: .*val/loss"):
         trainer.fit(GuardrailModule(torch.nn.Linear(4, 1)), data, data)
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_FLAG))
+def test_command_thresholds_are_set_by_the_commands_flag(name):
+    from guardrail.cli import build_parser
+    from guardrail.thresholds import assignments
+
+    cls = next(c for c in all_thresholds() if c.__name__ == name)
+    assert set(YAML_BLOCK).isdisjoint(COMMAND_FLAG)
+    field = dataclasses.fields(cls)[0]
+    value = float(field.default) / 2 or 0.5
+    args = build_parser().parse_args([COMMAND_FLAG[name], "RUN", "--threshold",
+                                      f"{field.name}={value}"])
+    assert getattr(cls.coerce(assignments(args.threshold)), field.name) == value
+    with pytest.raises(ConfigError, match="give NAME=NUMBER"):
+        assignments([field.name])
+    with pytest.raises(ConfigError, match="no threshold 'nonexistent'"):
+        cls.coerce(assignments(["nonexistent=0.3"]))

@@ -12,11 +12,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from guardrail.cli import approve, diff, export, ls, new, records, report, serve
+from guardrail.cli import (
+    approve,
+    diff,
+    doctor,
+    export,
+    ls,
+    monitor,
+    new,
+    records,
+    report,
+    score,
+    serve,
+)
 from guardrail.errors import GuardrailError
 from guardrail.recipe import make_importable
 
-SUBCOMMANDS = (ls, new, diff, approve, report, records, export, serve)
+SUBCOMMANDS = (ls, new, diff, approve, report, records, export, serve, monitor, doctor,
+               score)
 
 
 def build_parser() -> argparse.ArgumentParser:

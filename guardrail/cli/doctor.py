@@ -31,15 +31,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print doctor.json")
     parser.add_argument("--no-checkpoint", dest="checkpoint", action="store_false",
                         help="skip the checkpoint replay (no module rebuilt from the config)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one of DependencyThresholds (repeatable)")
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the run, write RUN_DIR/doctor/<time>/, print the result; 0, 1 or 2."""
+    from guardrail.checks.dependency import DependencyThresholds
     from guardrail.doctor import doctor_run, write_result
+    from guardrail.thresholds import assignments
 
-    result = doctor_run(args.run_dir, checkpoint=args.checkpoint)
+    limits = DependencyThresholds.coerce(assignments(args.threshold))
+    result = doctor_run(args.run_dir, thresholds=limits, checkpoint=args.checkpoint)
     write_result(result, args.run_dir)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, allow_nan=False))

@@ -1,0 +1,614 @@
+"""``guardrail monitor RUN_DIR``: serving traffic against the training reference, per window.
+
+Reads the served records by streaming -- the prediction log of ``guardrail serve`` (SQLite,
+read by a cursor in chunks of :data:`CHUNK` rows) or a JSON-lines file (line by line) -- cuts
+them into windows of ``window`` records or by the log's ``time`` (``by="day"`` or ``"week"``),
+profiles each window on the bins of the run's reference (``RUN_DIR/export/reference.json``,
+written by ``guardrail export``) and judges it with the pure rules of
+:mod:`guardrail.checks.drift`. Memory is bounded by the reference and one window's category
+counts, never by the log: a window keeps counts on fixed bins, not its records.
+
+Public API (plain data, for the CLI and for renderers such as an HTML report):
+
+- :func:`iter_windows` yields one :class:`WindowResult` per window, as it is read;
+- :func:`monitor` runs them all, writes ``RUN_DIR/monitoring/<timestamp>/`` (``findings.jsonl``,
+  ``monitor.json``, ``windows.jsonl``) and returns a :class:`MonitorResult`;
+- :func:`read_windows` reads ``windows.jsonl`` back; :func:`load_reference` the reference;
+  :func:`reference_distributions` the training histograms a window's ``current`` counts are
+  drawn against; :func:`exit_code` the 0/1/2 of a list of findings.
+
+A window's ``features[name]`` holds ``kind``, ``field``, ``summary``, ``statistics`` (numeric:
+``psi``, ``ks``, ``p_value``, ``shift_sd``; categorical: ``js``, ``linf``, ``p_value``,
+``unseen_share``) and ``current``: for numeric features the counts on the reference's decile
+bins (:func:`reference_distributions` gives their edges; the last count is missing values),
+``n``, ``missing``, ``mean``, ``sd``; for categorical ones the shares of the reference's most
+frequent categories and of ``<unseen>``/``<missing>``.
+
+Sources. A log row is ``(id, time, model_id, record, prediction, warnings)``. A JSON-lines
+file holds either raw records (what ``guardrail records`` prints; their predictions are
+computed with the exported program) or objects ``{"record": ..., "prediction": ..., "time":
+..., "id": ...}`` (``examples.jsonl``'s shape; ``time`` and ``id`` optional). A row's id is
+the log's ``id``, the object's ``id``, or else its line number from 1; ``--labels`` joins on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from guardrail.checks.drift import (
+    PROFILE_VERSION,
+    DriftThresholds,
+    Feature,
+    WindowAccumulator,
+    categorical_statistics,
+    drift_findings,
+    numeric_statistics,
+    performance_findings,
+    thin_window_finding,
+)
+from guardrail.errors import ConfigError
+from guardrail.findings import Finding, Severity, count_findings
+from guardrail.io import to_jsonable, write_json
+
+__all__ = ["CHUNK", "DEFAULT_WINDOW", "FOLDER", "MonitorResult", "Row", "WindowResult",
+           "exit_code", "iter_windows", "load_reference", "monitor", "read_labels",
+           "read_log", "read_records", "read_windows", "reference_distributions"]
+
+FOLDER = "monitoring"
+DEFAULT_WINDOW = 300
+CHUNK = 2000  # rows read from the source at a time
+_NO_PREDICTION = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One served record: its id, time (ISO 8601 or ``None``), record and prediction.
+
+    ``prediction`` is ``None`` where the source holds none (computed before profiling).
+    """
+
+    id: str
+    time: str | None
+    record: Any
+    prediction: Any = None
+    has_prediction: bool = True
+
+
+@dataclasses.dataclass
+class WindowResult:
+    """One judged window, JSON-ready through :meth:`to_dict`.
+
+    Attributes:
+        index: 0, 1, ... in reading order.
+        key: The day (``2010-03-01``) or ISO week (``2010-W09``) of a ``by`` window, else None.
+        start: Time of its first row (or ``None``); ``end``: of its last.
+        first_id: Id of its first row; ``last_id``: of its last.
+        records: Rows in it.
+        features: Per input feature: kind, field, summary, statistics, current distribution.
+        predictions: The same for the model's predictions.
+        performance: ``{"metric", "value", "labelled", "test", "worse_by"}`` with labels,
+            ``{"labelled": n}`` with too few, ``None`` without.
+        findings: What the rules found in it.
+
+    """
+
+    index: int
+    key: str | None
+    start: str | None
+    end: str | None
+    first_id: str | None
+    last_id: str | None
+    records: int
+    features: dict[str, Any]
+    predictions: dict[str, Any]
+    performance: dict[str, Any] | None
+    findings: list[Finding]
+
+    def info(self) -> dict[str, Any]:
+        """What identifies the window (copied into its findings' evidence)."""
+        return {"index": self.index, "key": self.key, "start": self.start, "end": self.end,
+                "first_id": self.first_id, "last_id": self.last_id, "records": self.records}
+
+    def headline(self) -> dict[str, Any]:
+        """The window in one small dict: its info, finding counts, most drifted feature."""
+        counts = count_findings(self.findings)["by_severity"]
+        drifted = sorted({f.where for f in self.findings if f.where and
+                          f.check.startswith(("drift.", "skew."))})
+        return {**self.info(), "findings": counts, "drifted": drifted,
+                "performance": self.performance}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (one line of ``windows.jsonl``)."""
+        return {**self.info(), "features": self.features, "predictions": self.predictions,
+                "performance": self.performance,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+@dataclasses.dataclass
+class MonitorResult:
+    """What :func:`monitor` found: every window's headline, every finding, where it wrote.
+
+    Attributes:
+        run_dir: The run monitored.
+        source: ``{"kind": "log" | "records", "path": ...}``.
+        windowing: ``{"window": N}`` or ``{"by": "day" | "week"}``.
+        thresholds: The :class:`DriftThresholds` used, as a dict.
+        windows: :meth:`WindowResult.headline` of each window (the full windows are in
+            ``windows.jsonl``: :func:`read_windows`).
+        findings: Every finding, window by window.
+        folder: The output folder (``None`` when not written).
+
+    """
+
+    run_dir: str
+    source: dict[str, Any]
+    windowing: dict[str, Any]
+    thresholds: dict[str, Any]
+    windows: list[dict[str, Any]]
+    findings: list[Finding]
+    records: int = 0
+    folder: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 nothing, 1 warnings, 2 errors."""
+        return exit_code(self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``monitor.json``."""
+        return {"run_dir": self.run_dir, "source": self.source, "windowing": self.windowing,
+                "records": self.records, "thresholds": self.thresholds,
+                "status": {0: "ok", 1: "warnings", 2: "errors"}[self.exit_code],
+                "exit_code": self.exit_code, "counts": count_findings(self.findings),
+                "windows": self.windows, "folder": self.folder,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def exit_code(findings: Sequence[Finding]) -> int:
+    """0 when nothing is wrong, 1 for warnings, 2 for errors (info does not count).
+
+    Example:
+        >>> exit_code([]), exit_code([Finding("a.b", "warning", "x")])
+        (0, 1)
+
+    """
+    severities = {f.severity for f in findings}
+    return 2 if Severity.ERROR in severities else 1 if Severity.WARNING in severities else 0
+
+
+# ------------------------------------------------------------------------------ reference
+def load_reference(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN_DIR/export/reference.json``, checked to hold the drift profile monitoring needs.
+
+    Raises:
+        ConfigError: The run has no export, or one written before the drift profile existed.
+    """
+    path = Path(run_dir) / "export" / "reference.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir} has no export/reference.json: monitoring compares serving traffic with "
+            f"the training reference `guardrail export` writes. Run `guardrail export {run_dir}` "
+            "first.")
+    try:
+        reference = json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); run `guardrail export "
+                          f"{run_dir}` again.") from None
+    drift = reference.get("drift") if isinstance(reference, dict) else None
+    if not isinstance(drift, dict) or drift.get("version") != PROFILE_VERSION:
+        raise ConfigError(
+            f"{path} was written by an older `guardrail export` and holds no drift profile "
+            "(training-decile bins, quantile sketch, category counts). Re-run `guardrail "
+            f"export {run_dir}`: it rewrites export/ from the same checkpoint.")
+    drift["performance"] = reference.get("performance")
+    return drift
+
+
+def reference_distributions(reference: Mapping[str, Any]) -> dict[str, Any]:
+    """The training distributions a window's ``current`` is drawn against, per feature.
+
+    Numeric: ``edges`` (inner decile edges; bins are ``(-inf, e0)``, ``[e0, e1)``, ...,
+    ``[e_last, inf)``, then one bin of missing values), ``shares`` of the training values in
+    those bins, ``mean``, ``sd``, ``quantiles``. Categorical: ``shares`` of the most frequent
+    categories.
+    """
+    out: dict[str, Any] = {}
+    for group, source in (("features", reference["features"]),
+                          ("predictions", (reference.get("predictions") or {}).get(
+                              "features", {}))):
+        out[group] = {}
+        for name, ref in source.items():
+            total = ref["n"] + ref["missing"]
+            if ref["kind"] == "numeric":
+                counts = [*list(ref["counts"]), ref["missing"]]
+                out[group][name] = {"kind": "numeric", "edges": ref["edges"],
+                                    "shares": [c / total if total else 0.0 for c in counts],
+                                    **{k: ref.get(k) for k in ("mean", "sd", "quantiles")}}
+            else:
+                top = sorted(ref["counts"].items(), key=lambda kv: -kv[1])[:20]
+                out[group][name] = {"kind": "categorical",
+                                    "shares": {k: c / total for k, c in top},
+                                    "missing": ref["missing"] / total if total else 0.0}
+    return out
+
+
+# -------------------------------------------------------------------------------- sources
+def read_log(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
+    """Rows of a prediction log, oldest first, ``chunk`` at a time (a cursor: bounded memory).
+
+    Raises:
+        ConfigError: No such file, or not a prediction log of ``guardrail serve``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"The prediction log {path} does not exist; `guardrail serve` writes "
+                          "RUN_DIR/serving/predictions.sqlite (or the path given to its --log).")
+    try:  # read-only: monitoring never writes to (or locks out) a live server's log
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        cursor = con.execute("SELECT id, time, record, prediction FROM predictions ORDER BY id")
+    except sqlite3.Error as err:
+        raise ConfigError(f"{path} is not a prediction log of `guardrail serve` ({err}); give "
+                          "the SQLite file it writes, or a JSON-lines file with --records.") \
+            from None
+    try:
+        while True:
+            rows = cursor.fetchmany(chunk)
+            if not rows:
+                return
+            out = []
+            for rid, time, record, prediction in rows:
+                try:
+                    out.append(Row(str(rid), time, json.loads(record), json.loads(prediction)))
+                except ValueError:
+                    out.append(Row(str(rid), time, None, None))
+            yield out
+    finally:
+        con.close()
+
+
+def read_records(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
+    """Rows of a JSON-lines file, ``chunk`` at a time, read line by line.
+
+    Raises:
+        ConfigError: No such file, or a line that is not a JSON object (named by number).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"The records file {path} does not exist; write one with `guardrail "
+                          "records RUN_DIR --split test > FILE.jsonl`.")
+    out: list[Row] = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError as err:
+                raise ConfigError(
+                    f"{path}, line {number} is not valid JSON ({err}): --records takes one JSON "
+                    "object per line, a raw record or {\"record\": ..., \"prediction\": ...}.") \
+                    from None
+            if not isinstance(item, dict):
+                raise ConfigError(
+                    f"{path}, line {number} is {type(item).__name__}, not a JSON object: "
+                    "--records takes one record (a JSON object) per line.")
+            if "record" in item and isinstance(item["record"], dict):
+                out.append(Row(str(item.get("id", number)), item.get("time"), item["record"],
+                               item.get("prediction"), "prediction" in item))
+            else:
+                out.append(Row(str(number), None, item, None, False))
+            if len(out) >= chunk:
+                yield out
+                out = []
+    if out:
+        yield out
+
+
+def read_labels(path: str | Path) -> dict[str, Any]:
+    """Labels by row id: JSON lines (``{"id": 17, "label": 12.3}``) or CSV (``id,label``).
+
+    Raises:
+        ConfigError: No such file, or a line without an id and a label.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"The labels file {path} does not exist.")
+    labels: dict[str, Any] = {}
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+        if first.strip().lower().replace(" ", "") == "id,label":
+            for number, line in enumerate(fh, 2):
+                parts = line.strip().split(",")
+                if len(parts) != 2:
+                    raise ConfigError(f"{path}, line {number}: expected `id,label`, got "
+                                      f"{line.strip()[:60]!r}.")
+                labels[parts[0]] = _number(parts[1])
+            return labels
+        for number, line in enumerate([first, *fh], 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                labels[str(item["id"])] = item["label"]
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(
+                    f"{path}, line {number} is not a JSON object with \"id\" and \"label\" "
+                    "(or give a CSV with the header `id,label`); ids are the log's row ids, "
+                    "or a records file's line numbers from 1.") from None
+    return labels
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# -------------------------------------------------------------------------------- windows
+def iter_windows(run_dir: str | Path, *, log: str | Path | None = None,
+                 records: str | Path | None = None, window: int | None = DEFAULT_WINDOW,
+                 by: str | None = None, labels: str | Path | Mapping[str, Any] | None = None,
+                 thresholds: DriftThresholds | Mapping[str, Any] | None = None,
+                 chunk: int = CHUNK) -> Iterator[WindowResult]:
+    """Judge the served records window by window, yielding each as it is read.
+
+    Args:
+        run_dir: The run (its ``export/reference.json`` is the reference).
+        log: A prediction log; default ``RUN_DIR/serving/predictions.sqlite``.
+        records: A JSON-lines file instead of a log.
+        window: Records per window (the last window may be shorter).
+        by: ``"day"`` or ``"week"``: windows by the rows' time instead of by count.
+        labels: A labels file (:func:`read_labels`) or a mapping of row id to label.
+        thresholds: :class:`DriftThresholds` or the fields to change.
+        chunk: Rows read at a time.
+
+    Raises:
+        ConfigError: No export, a missing or malformed source, a bad window setting.
+    """
+    limits = DriftThresholds.coerce(thresholds)
+    reference = load_reference(run_dir)
+    if by is not None and by not in ("day", "week"):
+        raise ConfigError(f"--by {by!r}: windows are by `day` or `week`.")
+    if by is None and (window is None or window < 1):
+        raise ConfigError(f"--window {window}: give a number of records, 1 or more.")
+    if log is not None and records is not None:
+        raise ConfigError("Give --log or --records, not both.")
+    plan = [Feature.from_dict(d) for d in reference["plan"]]
+    truth = read_labels(labels) if isinstance(labels, str | Path) else labels
+    source = read_records(records, chunk) if records is not None else read_log(
+        Path(log) if log is not None else _default_log(run_dir), chunk)
+    predictor = _Predictor(Path(run_dir) / "export")
+    state = _Open(plan, reference)
+    index = 0
+    for rows in source:
+        predictor.fill(rows)
+        start = 0
+        while start < len(rows):
+            if by is None:
+                take = min(len(rows) - start, window - state.records)  # type: ignore[operator]
+                part = rows[start:start + take]
+            else:
+                key = _key(rows[start], by)
+                if state.records and key != state.key:
+                    yield state.close(index, reference, truth is not None, limits)
+                    index += 1
+                    state = _Open(plan, reference)
+                end = start
+                while end < len(rows) and _key(rows[end], by) == key:
+                    end += 1
+                part = rows[start:end]
+                state.key = key
+            state.add(part, truth)
+            start += len(part)
+            if by is None and state.records >= window:  # type: ignore[operator]
+                yield state.close(index, reference, truth is not None, limits)
+                index += 1
+                state = _Open(plan, reference)
+    if state.records:
+        yield state.close(index, reference, truth is not None, limits)
+
+
+def _default_log(run_dir: str | Path) -> Path:
+    from guardrail.serving import LOG_FILE
+
+    return Path(run_dir) / LOG_FILE
+
+
+def _key(row: Row, by: str) -> str:
+    if not row.time:
+        raise ConfigError(f"--by {by} needs each row's time; row {row.id} has none (a records "
+                          "file gives it as {\"record\": ..., \"time\": \"2026-01-01T12:00:00Z\"}"
+                          "); use --window N instead.")
+    try:
+        day = dt.date.fromisoformat(str(row.time)[:10])
+    except ValueError:
+        raise ConfigError(f"Row {row.id} has the time {row.time!r}, not ISO 8601 "
+                          "(2026-01-01T12:00:00Z).") from None
+    if by == "day":
+        return day.isoformat()
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+class _Predictor:
+    """Predictions of rows that came without (a records file), by the exported program."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.model: Any = None
+
+    def fill(self, rows: list[Row]) -> None:
+        todo = [i for i, r in enumerate(rows) if not r.has_prediction]
+        if not todo:
+            return
+        if self.model is None:
+            from guardrail.serving import ServedModel
+
+            self.model = ServedModel(self.folder)
+        batch = [rows[i].record for i in todo]
+        errors, _ = self.model.check(batch)
+        bad = {e["record"] for e in errors}
+        good = [j for j in range(len(batch)) if j not in bad]
+        answers: dict[int, Any] = {}
+        for start in range(0, len(good), 512):
+            part = good[start:start + 512]
+            for j, p in zip(part, self.model.predict([batch[j] for j in part]), strict=True):
+                answers[j] = p
+        for j, i in enumerate(todo):
+            rows[i] = dataclasses.replace(rows[i], prediction=answers.get(j), has_prediction=True)
+
+
+class _Open:
+    """The window being read: its accumulator and bounds."""
+
+    def __init__(self, plan: list[Feature], reference: Mapping[str, Any]) -> None:
+        self.acc = WindowAccumulator(plan, reference)
+        self.records = 0
+        self.key: str | None = None
+        self.first: Row | None = None
+        self.last: Row | None = None
+
+    def add(self, rows: list[Row], truth: Mapping[str, Any] | None) -> None:
+        if not rows:
+            return
+        self.first = self.first or rows[0]
+        self.last = rows[-1]
+        self.records += len(rows)
+        records = [r.record for r in rows]
+        predictions = [r.prediction for r in rows]
+        labels = [truth.get(r.id) for r in rows] if truth is not None else None
+        self.acc.add(records, predictions, labels)
+
+    def close(self, index: int, reference: Mapping[str, Any], labelled: bool,
+              limits: DriftThresholds) -> WindowResult:
+        assert self.first is not None and self.last is not None
+        result = WindowResult(index, self.key, self.first.time, self.last.time, self.first.id,
+                              self.last.id, self.records, {}, {}, None, [])
+        info = result.info()
+        profile = self.acc.profile()
+        computed: dict[tuple[str, str], Any] = {}
+        for group in ("features", "predictions"):
+            refs = reference["features"] if group == "features" else (
+                reference.get("predictions") or {}).get("features", {})
+            for name, cur in profile[group].items():
+                stats, described = _describe(refs[name], cur)
+                getattr(result, group)[name] = described
+                if stats is not None:
+                    computed[(group, name)] = stats
+        thin = thin_window_finding(info, limits)
+        result.findings = [thin] if thin else drift_findings(reference, profile, info, limits,
+                                                             computed)
+        if labelled:
+            perf, found = performance_findings(reference.get("performance"), profile["pairs"],
+                                               info, limits)
+            result.performance = perf
+            if not thin:
+                result.findings += found
+        return result
+
+
+def _describe(ref: Mapping[str, Any], cur: Mapping[str, Any]
+              ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The statistics, and the feature as renderers get it (rounded, current distribution)."""
+    base = {"kind": cur["kind"], "field": cur["field"], "summary": cur.get("summary")}
+    total = cur["n"] + cur["missing"]
+    if cur["kind"] == "numeric":
+        s = numeric_statistics(ref, cur) if total else None
+        full = s
+        s = s or {}
+        stats = {k: _round(s.get(k)) for k in ("psi", "ks", "p_value", "shift_sd")}
+        counts = [*list(cur["counts"]), cur["missing"]]
+        current = {"n": cur["n"], "missing": cur["missing"], "mean": _round(cur["mean"]),
+                   "sd": _round(cur["sd"]),
+                   "shares": [_round(c / total) if total else 0.0 for c in counts]}
+    else:
+        full = categorical_statistics(ref, cur) if total else None
+        s = full or {"unseen": {}}
+        stats = {"js": _round(s.get("js")), "linf": _round(s.get("linf")),
+                 "p_value": _round(s.get("p_value")),
+                 "unseen_share": _round(s["unseen"].get("share"))}
+        known = ref["counts"]
+        top = sorted(known, key=lambda k: -known[k])[:20]
+        shares = {k: _round(cur["counts"].get(k, 0) / total) if total else 0.0 for k in top}
+        unseen = sum(c for k, c in cur["counts"].items() if k not in known)
+        current = {"n": cur["n"], "missing": cur["missing"], "shares": shares,
+                   "unseen": _round(unseen / total) if total else 0.0}
+    return full, {**base, "statistics": stats, "current": current}
+
+
+def _round(value: Any, digits: int = 5) -> Any:
+    return float(f"{value:.{digits}g}") if isinstance(value, float) else value
+
+
+# ---------------------------------------------------------------------------------- runs
+def monitor(run_dir: str | Path, *, log: str | Path | None = None,
+            records: str | Path | None = None, window: int | None = DEFAULT_WINDOW,
+            by: str | None = None, labels: str | Path | Mapping[str, Any] | None = None,
+            thresholds: DriftThresholds | Mapping[str, Any] | None = None,
+            write: bool = True, chunk: int = CHUNK) -> MonitorResult:
+    """Judge every window of the source and write ``RUN_DIR/monitoring/<timestamp>/``.
+
+    The arguments are :func:`iter_windows`'s; ``write=False`` writes nothing. Windows are
+    written to ``windows.jsonl`` as they are judged, so memory holds one window's profile and
+    each window's headline only.
+
+    Returns:
+        The :class:`MonitorResult` (also ``monitor.json``; findings in ``findings.jsonl``).
+
+    Raises:
+        ConfigError: As :func:`iter_windows`.
+    """
+    limits = DriftThresholds.coerce(thresholds)
+    source = {"kind": "records", "path": str(records)} if records is not None else {
+        "kind": "log", "path": str(log if log is not None else _default_log(run_dir))}
+    windowing = {"by": by} if by is not None else {"window": window}
+    result = MonitorResult(str(run_dir), source, windowing, dataclasses.asdict(limits), [], [])
+    windows = iter_windows(run_dir, log=log, records=records, window=window, by=by,
+                           labels=labels, thresholds=limits, chunk=chunk)
+    folder = None
+    handle = None
+    try:
+        for item in windows:
+            if write and handle is None:
+                stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d_%H-%M-%S-%f")
+                folder = Path(run_dir) / FOLDER / stamp
+                folder.mkdir(parents=True, exist_ok=True)
+                handle = open(folder / "windows.jsonl.tmp", "w", encoding="utf-8")  # noqa: SIM115
+            if handle is not None:
+                handle.write(json.dumps(to_jsonable(item.to_dict())) + "\n")
+            result.windows.append(item.headline())
+            result.findings.extend(item.findings)
+            result.records += item.records
+    finally:
+        if handle is not None:
+            handle.close()
+    if write:
+        if folder is None:  # an empty source: still say so in files
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d_%H-%M-%S-%f")
+            folder = Path(run_dir) / FOLDER / stamp
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "windows.jsonl.tmp").write_text("")
+        (folder / "windows.jsonl.tmp").replace(folder / "windows.jsonl")
+        result.folder = str(folder)
+        from guardrail.io import write_jsonl
+
+        write_jsonl(folder / "findings.jsonl", [f.to_dict() for f in result.findings])
+        reference = load_reference(run_dir)
+        write_json(folder / "monitor.json", {**result.to_dict(),
+                                             "reference": reference_distributions(reference)})
+    return result
+
+
+def read_windows(folder: str | Path) -> Iterator[dict[str, Any]]:
+    """The windows of a monitoring folder (``windows.jsonl``), one dict at a time."""
+    with open(Path(folder) / "windows.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)

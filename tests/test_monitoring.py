@@ -1,0 +1,215 @@
+"""`guardrail monitor` end to end: a prediction log or a records file against an export's
+reference; exit codes, --json, thin windows, windows by day, a long log streamed, clear errors."""
+
+import json
+import random
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from guardrail.checks.drift import feature_plan, reference_profile
+from guardrail.cli import main
+from guardrail.io import write_json
+from guardrail.monitoring import iter_windows, load_reference, monitor, read_windows
+from guardrail.serving import SCHEMA
+
+CONTRACT = {"fields": {"area": {"kind": "numeric"}, "zone": {"kind": "categorical"}}}
+
+
+def sale(rng: random.Random) -> dict:
+    return {"area": rng.gauss(1500, 300), "zone": rng.choices("ABC", weights=[6, 3, 1])[0]}
+
+
+def predict(record: dict) -> float:
+    return record["area"] / 1000
+
+
+@pytest.fixture
+def run(tmp_path) -> Path:
+    """A run directory whose export holds only what monitoring reads: reference.json."""
+    rng = random.Random(0)
+    train = [sale(rng) for _ in range(2000)]
+    plan = feature_plan(CONTRACT)
+    reference = {"inputs": CONTRACT, "records": 2000,
+                 "drift": reference_profile(plan, train, [predict(r) for r in train]),
+                 "performance": {"metric": "rmse", "value": 0.1, "records": 300}}
+    write_json(tmp_path / "run" / "export" / "reference.json", reference)
+    return tmp_path / "run"
+
+
+def write_log(path: Path, records: list, start_day: int = 1, per_day: int | None = None) -> None:
+    con = sqlite3.connect(path)
+    con.execute(SCHEMA)
+    rows = [(f"2026-03-{start_day + (i // per_day if per_day else 0):02d}T12:00:00+00:00", "m1",
+             json.dumps(r), json.dumps(predict(r)), "[]") for i, r in enumerate(records)]
+    con.executemany("INSERT INTO predictions (time, model_id, record, prediction, warnings) "
+                    "VALUES (?, ?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+
+
+def healthy(n: int, seed: int = 1) -> list:
+    rng = random.Random(seed)
+    return [sale(rng) for _ in range(n)]
+
+
+def test_a_healthy_log_exits_0_and_writes_the_files(run, capsys):
+    write_log(run / "serving.sqlite", healthy(900))
+    assert main(["monitor", str(run), "--log", str(run / "serving.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "monitored 900 records in 3 window(s)" in out
+    folder = next((run / "monitoring").iterdir())
+    assert (folder / "findings.jsonl").read_text() == ""
+    summary = json.loads((folder / "monitor.json").read_text())
+    assert summary["exit_code"] == 0 and len(summary["windows"]) == 3
+    assert summary["reference"]["features"]["area"]["kind"] == "numeric"
+    windows = list(read_windows(folder))
+    assert [w["records"] for w in windows] == [300, 300, 300]
+    assert set(windows[0]["features"]) == {"area", "zone"}
+    assert windows[0]["predictions"]["prediction"]["statistics"]["psi"] < 0.1
+
+
+def test_drift_exits_1_naming_the_field_and_json_prints_monitor_json(run, capsys):
+    drifted = [{**r, "area": r["area"] + 150} for r in healthy(300)]  # +0.5 SD
+    write_log(run / "log.sqlite", healthy(300) + drifted)
+    assert main(["monitor", str(run), "--log", str(run / "log.sqlite"), "--json"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    found = [(f["check"], f["where"], f["evidence"]["window"]["index"])
+             for f in printed["findings"]]
+    assert ("drift.feature", "area", 1) in found and ("drift.prediction", "prediction", 1) in found
+    assert all(index == 1 for _, _, index in found)
+    assert printed["status"] == "warnings" and printed["windows"][1]["drifted"] == [
+        "area", "prediction"]
+
+
+def test_errors_exit_2(run):
+    cents = [{**r, "area": r["area"] * 100} for r in healthy(300)]
+    write_log(run / "log.sqlite", cents)
+    assert main(["monitor", str(run), "--log", str(run / "log.sqlite")]) == 2
+
+
+def test_a_thin_window_is_info_and_exits_0(run):
+    write_log(run / "log.sqlite", [{**r, "area": r["area"] * 100} for r in healthy(40)])
+    result = monitor(run, log=run / "log.sqlite")
+    assert [(f.check, f.severity.value) for f in result.findings] == [
+        ("monitor.thin_window", "info")]
+    assert result.exit_code == 0
+
+
+def test_windows_by_day_and_by_week(run):
+    write_log(run / "log.sqlite", healthy(700), per_day=200)  # 200, 200, 200, 100 a day
+    days = list(iter_windows(run, log=run / "log.sqlite", by="day"))
+    assert [(w.key, w.records) for w in days] == [
+        ("2026-03-01", 200), ("2026-03-02", 200), ("2026-03-03", 200), ("2026-03-04", 100)]
+    weeks = list(iter_windows(run, log=run / "log.sqlite", by="week"))  # 03-01 ends ISO week 9
+    assert [(w.key, w.records) for w in weeks] == [("2026-W09", 200), ("2026-W10", 500)]
+
+
+def test_labels_judge_the_models_error(run, tmp_path):
+    write_log(run / "log.sqlite", healthy(300))
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text("".join(json.dumps({"id": i + 1, "label": predict(r) + 0.1}) + "\n"
+                          for i, r in enumerate(healthy(300))))
+    result = monitor(run, log=run / "log.sqlite", labels=ok, write=False)
+    assert result.findings == [] and result.windows[0]["performance"]["value"] == \
+        pytest.approx(0.1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\n" + "".join(f"{i + 1},{predict(r) + 0.5}\n"
+                                           for i, r in enumerate(healthy(300))))
+    result = monitor(run, log=run / "log.sqlite", labels=bad, write=False)
+    assert [(f.check, f.severity.value) for f in result.findings] == [
+        ("drift.performance", "error")]
+
+
+def test_a_long_log_is_streamed_in_chunks(run, monkeypatch):
+    """50,000 rows read 1,000 at a time: 100 windows, never more rows held than a chunk."""
+    write_log(run / "log.sqlite", healthy(50_000, seed=3))
+    import guardrail.monitoring as monitoring
+
+    held = []
+    original = monitoring.read_log
+
+    def spy(path, chunk):
+        for rows in original(path, chunk):
+            held.append(len(rows))
+            yield rows
+
+    monkeypatch.setattr(monitoring, "read_log", spy)
+    result = monitor(run, log=run / "log.sqlite", window=500, chunk=1000)
+    assert len(result.windows) == 100 and result.records == 50_000
+    assert max(held) == 1000 and len(held) == 50
+    assert sum(f.check == "drift.feature" for f in result.findings) <= 1
+
+
+def test_a_records_file_with_predictions(run, tmp_path):
+    lines = [{"record": r, "prediction": predict(r), "time": "2026-03-01T00:00:00Z"}
+             for r in healthy(300)]
+    path = tmp_path / "served.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = monitor(run, records=path, by="day", write=False)
+    assert result.exit_code == 0 and result.windows[0]["key"] == "2026-03-01"
+
+
+def test_clear_errors(run, tmp_path, capsys):
+    assert main(["monitor", str(run), "--log", str(tmp_path / "none.sqlite")]) == 2
+    assert "does not exist; `guardrail serve` writes" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"area": 1}\n[1, 2]\n')
+    assert main(["monitor", str(run), "--records", str(bad)]) == 2
+    assert "line 2 is list, not a JSON object" in capsys.readouterr().err
+    bad.write_text('{"area": 1\n')
+    assert main(["monitor", str(run), "--records", str(bad)]) == 2
+    assert "line 1 is not valid JSON" in capsys.readouterr().err
+    (tmp_path / "plain.txt").write_text("hello")
+    assert main(["monitor", str(run), "--log", str(tmp_path / "plain.txt")]) == 2
+    assert "is not a prediction log of `guardrail serve`" in capsys.readouterr().err
+    empty = tmp_path / "norun"
+    empty.mkdir()
+    assert main(["monitor", str(empty)]) == 2
+    assert "Run `guardrail export" in capsys.readouterr().err
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    saved = json.loads((old / "export" / "reference.json").read_text())
+    del saved["drift"]
+    (old / "export" / "reference.json").write_text(json.dumps(saved))
+    with pytest.raises(Exception, match="Re-run `guardrail export"):
+        load_reference(old)
+    assert main(["monitor", str(run), "--threshold", "psi_warning=x"]) == 2
+    assert "give NAME=NUMBER" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_real_export_monitors_its_own_test_records(tmp_path, capsys):
+    """A team's own recipe, trained and exported: its test records are healthy, predictions
+    computed by the exported program; the same records shifted drift."""
+    import os
+    import subprocess
+    import sys
+
+    from guardrail.cli.new import write_recipe
+
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    write_recipe("myproj", folder)
+    run_dir = folder / "outputs" / "first"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-m", "guardrail.train", "recipe=myproj",
+                    f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
+                    "trainer.max_epochs=1"], cwd=folder, env=env, check=True,
+                   capture_output=True, timeout=600)
+    assert main(["export", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert main(["records", str(run_dir), "--split", "test"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    path = tmp_path / "test.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = monitor(run_dir, records=path, window=len(lines), write=False)
+    assert [f for f in result.findings if f.check.startswith("drift.")] == [], result.findings
+    reference = load_reference(run_dir)
+    sd = reference["features"]["x0"]["sd"]
+    shifted = [json.loads(x) for x in lines]
+    path.write_text("".join(json.dumps({**r, "x0": r["x0"] + sd}) + "\n" for r in shifted))
+    result = monitor(run_dir, records=path, window=len(lines), write=False)
+    assert ("drift.feature", "x0") in [(f.check, f.where) for f in result.findings]
