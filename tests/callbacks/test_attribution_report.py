@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import quiet_trainer
 from guardrail import GuardrailModule
-from guardrail.attribution import explain
+from guardrail.attribution import LOSS_COPIES, explain
 from guardrail.callbacks import AttributionReport, RunReport
 from guardrail.checks.attribution import attribution_findings
 from guardrail.errors import ConfigError
@@ -259,6 +259,8 @@ def test_a_short_run_gets_a_lowered_explanation_and_says_what_was_lowered(tmp_pa
     assert lowered["from"] == 32 and lowered["to"] < 32
     assert "lowered" in budget["why"] and report.result["settings"]["n_steps"] == lowered["to"]
     assert report.result["ranking"] and report.result["sanity"] is not None  # floors kept
+    # however few copies are explained, the error ratio is judged against several
+    assert report.result["sanity"]["loss_copies"] == LOSS_COPIES > 1
 
 
 def test_without_a_share_the_explanation_runs_as_configured(tmp_path):
