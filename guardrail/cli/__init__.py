@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  guardrail report outputs/wea/2026-01-01_12-00-00\n"
                "  guardrail records outputs/est/2026-01-01_12-00-00 --split test --limit 5\n"
                "  guardrail export outputs/est/2026-01-01_12-00-00\n"
-               "  guardrail serve outputs/est/2026-01-01_12-00-00 --port 8000",
+               "  guardrail serve outputs/est/2026-01-01_12-00-00 --port 8000\n"
+               "  guardrail monitor outputs/est/2026-01-01_12-00-00\n"
+               "  guardrail doctor outputs/est/2026-01-01_12-00-00\n"
+               "  guardrail score outputs/est/2026-01-01_12-00-00",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
