@@ -141,6 +141,7 @@ def all_thresholds() -> list[type[Thresholds]]:
     from guardrail.checks.data import DataThresholds
     from guardrail.checks.dependency import DependencyThresholds
     from guardrail.checks.drift import DriftThresholds
+    from guardrail.checks.effort import EffortThresholds
     from guardrail.checks.gradients import GradientThresholds
     from guardrail.checks.loss import LossThresholds
     from guardrail.checks.resolution import ResolutionThresholds
@@ -148,7 +149,7 @@ def all_thresholds() -> list[type[Thresholds]]:
 
     return [ResolutionThresholds, ActivationThresholds, GradientThresholds, LossThresholds,
             DataThresholds, ContractThresholds, BaselineThresholds, ResourceThresholds,
-            AttributionThresholds, DriftThresholds, DependencyThresholds]
+            AttributionThresholds, EffortThresholds, DriftThresholds, DependencyThresholds]
 
 
 def assignments(items: list[str]) -> dict[str, float]:

@@ -23,7 +23,7 @@ YAML_BLOCK = {  # thresholds class -> its callback's block in configs/guardrails
     "GradientThresholds": "gradient_probe", "LossThresholds": "loss_probe",
     "BaselineThresholds": "baseline_check", "ResourceThresholds": "resources",
     "DataThresholds": "data_probe", "AttributionThresholds": "attribution",
-    "ContractThresholds": "data_contract",
+    "ContractThresholds": "data_contract", "EffortThresholds": "effort",
 }
 COMMAND_FLAG = {  # thresholds of a command, not a training callback -> the command
     "DriftThresholds": "monitor", "DependencyThresholds": "doctor",

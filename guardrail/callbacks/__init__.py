@@ -20,6 +20,7 @@ from guardrail.callbacks.config_lock import ConfigLock
 from guardrail.callbacks.data_contract import DataContract
 from guardrail.callbacks.data_probe import DataProbe
 from guardrail.callbacks.determinism_guard import DeterminismGuard
+from guardrail.callbacks.effort_estimator import EffortEstimator
 from guardrail.callbacks.gradient_probe import GradientProbe
 from guardrail.callbacks.loss_probe import LossProbe
 from guardrail.callbacks.progress import ProgressLog
@@ -36,6 +37,7 @@ __all__ = [
     "DataContract",
     "DataProbe",
     "DeterminismGuard",
+    "EffortEstimator",
     "GradientProbe",
     "GuardrailCallback",
     "LossProbe",
@@ -61,11 +63,11 @@ def default_callbacks(policy: Policy = "record") -> list[Callback]:
         >>> [type(cb).__name__ for cb in default_callbacks()]  # doctest: +NORMALIZE_WHITESPACE
         ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'DataContract',
          'ActivationProbe', 'GradientProbe', 'LossProbe', 'BaselineCheck', 'AttributionReport',
-         'ResourceMonitor', 'RunReport']
+         'ResourceMonitor', 'EffortEstimator', 'RunReport']
     """
     return [RunManifest(), DeterminismGuard(policy=policy), ArchitectureCheck(policy=policy),
             DataProbe(policy=policy), DataContract(policy=policy),
             ActivationProbe(policy=policy),
             GradientProbe(policy=policy), LossProbe(policy=policy),
             BaselineCheck(policy=policy), AttributionReport(policy=policy), ResourceMonitor(),
-            RunReport()]
+            EffortEstimator(policy=policy), RunReport()]

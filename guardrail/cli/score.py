@@ -35,11 +35,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score the run, write ``RUN_DIR/score.json`` and print the result."""
+    """Score the run, write ``RUN_DIR/score.json``, add it to report.html, print the result."""
+    from pathlib import Path
+
+    from guardrail.report.run import REPORT_JSON, rerender
     from guardrail.score import render_text, score_run, write_score
 
     result = score_run(args.run_dir)
     write_score(result, args.run_dir)
+    if (Path(args.run_dir) / REPORT_JSON).is_file():  # report.html gains its score section
+        try:
+            rerender(args.run_dir)
+        except Exception as err:  # an older or partial run: the score stands without it
+            sys.stderr.write(f"guardrail score: report.html was not re-rendered "
+                             f"({type(err).__name__}: {err}); score.json is written.\n")
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from guardrail.checks.effort import EFFORT_FILE
 from guardrail.findings import Finding, Severity
+from guardrail.report.score import score_section
 from guardrail.report.sections import (
     attribution_section,
+    effort_section,
     manifest_section,
     read_json,
     resources_section,
@@ -28,6 +31,7 @@ from guardrail.report.sections import (
 from guardrail.report.text import escape as _e
 from guardrail.report.text import number as _num
 from guardrail.report.text import tidy, with_code
+from guardrail.score import FILE as SCORE_FILE
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -308,7 +312,8 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
     """The whole report page for a run's ``report`` dict and ``findings``.
 
     With ``run_dir``, the artefacts there are shown too: ``attribution/attribution.json``
-    with its plots, and ``manifest.json``.
+    with its plots, the effort forecast (``effort.json``), the ML Test Score (``score.json``,
+    written by ``guardrail score``) and ``manifest.json``.
     """
     recipe = report.get("recipe") or "custom model"
     folder = Path(run_dir) if run_dir is not None else None
@@ -334,6 +339,9 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
             ("guardrail", report.get("guardrail_version", "")))
     )
     curve = learning_curve_svg(report.get("history") or [])
+    effort = effort_section(read_json(folder / EFFORT_FILE)) if folder else ""
+    scored = read_json(folder / SCORE_FILE) if folder else None
+    score = score_section(scored) if scored else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -347,6 +355,9 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
 {f'<section id="attribution"><h2>What the model relies on</h2>{explained}</section>'
  if explained else ''}
 {f'<section id="resources"><h2>Resources</h2>{resources}</section>' if resources else ''}
+{f'<section id="effort"><h2>When will it be good enough?</h2>{effort}</section>'
+ if effort else ''}
+{f'<section id="score"><h2>ML Test Score</h2>{score}</section>' if score else ''}
 <section id="run"><h2>Run</h2><table>{run_rows}</table>
 {f'<h3>What pins this result</h3>{pinned}' if pinned else ''}</section>
 </body></html>

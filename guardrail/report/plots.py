@@ -1,7 +1,9 @@
-"""PNG plots of an explanation, drawn with matplotlib's Agg backend (no display needed).
+"""Plots of the report: PNGs of an explanation, and the effort forecast as inline SVG.
 
-Each function writes one file atomically and returns its name; :func:`attribution_plots`
-draws all that apply to a result of :func:`guardrail.attribution.explain`.
+Each PNG function (matplotlib's Agg backend, no display needed) writes one file atomically and
+returns its name; :func:`attribution_plots` draws all that apply to a result of
+:func:`guardrail.attribution.explain`. :func:`forecast_svg` returns the learning-curve forecast
+of ``effort.json`` as an SVG string for the page itself.
 
 Example:
     >>> import tempfile, pathlib
@@ -17,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +200,97 @@ def attribution_plots(folder: Path, result: dict[str, Any], arrays: dict[str, An
         files[f"time_profile_input{i}"] = time_profile(folder / f"time_profile_input{i}.png",
                                                        profile)
     return files
+
+
+def forecast_svg(effort: dict[str, Any], width: int = 900, height: int = 300) -> str:
+    """The validation curve, the forecast's median and interval band, the target, as SVG.
+
+    '' when ``effort`` (an ``effort.json``) has no observed points.
+
+    Example:
+        >>> svg = forecast_svg({"metric": "val/ap", "epochs": [1, 2, 3], "values": [.5, .6, .65],
+        ...                     "band": {"epoch": [1, 2, 3, 4], "low": [.5, .6, .6, .6],
+        ...                              "mid": [.5, .6, .65, .7], "high": [.5, .6, .7, .8]},
+        ...                     "target": 0.8, "planned": 4})
+        >>> svg[:4], "target 0.8" in svg, "80% interval" in svg
+        ('<svg', True, True)
+
+    """
+    from guardrail.report.html import COLOURS, _tick_label, nice_ticks
+    from guardrail.report.text import escape
+
+    xs = [float(x) for x in effort.get("epochs") or []]
+    ys = [float(y) if y is not None else math.nan for y in effort.get("values") or []]
+    seen = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+    if not seen:
+        return ""
+    band = effort.get("band") or {}
+    bx = [float(v) for v in band.get("epoch") or []]
+    rows = [[float(v) if v is not None else math.nan for v in band.get(k) or []]
+            for k in ("low", "mid", "high")]
+    target = effort.get("target")
+    all_x = [x for x, _ in seen] + bx + [float(effort.get("planned") or 0) or seen[-1][0]]
+    all_y = [y for _, y in seen] + [v for r in rows for v in r if math.isfinite(v)] + \
+        ([float(target)] if isinstance(target, int | float) else [])
+    xt = [t for t in nice_ticks(1.0, max(all_x), count=6) if t == int(t)]
+    yt = nice_ticks(min(all_y), max(all_y))
+    x0, x1, y0, y1 = min(xt[0], 1.0), max(xt[-1], max(all_x)), yt[0], yt[-1]
+    left, right, top, bottom = 70, 170, 12, 48
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def fx(x: float) -> float:
+        return left + (x - x0) / ((x1 - x0) or 1) * plot_w
+
+    def fy(y: float) -> float:
+        return top + plot_h - (y - y0) / ((y1 - y0) or 1) * plot_h
+
+    parts = [f"<rect x='{left}' y='{top}' width='{plot_w}' height='{plot_h}' fill='none' "
+             "stroke='#8c959f'/>"]
+    for t in yt:
+        parts.append(f"<line x1='{left}' y1='{fy(t):.1f}' x2='{left + plot_w}' "
+                     f"y2='{fy(t):.1f}' stroke='#d0d7de' stroke-width='0.7'/><text "
+                     f"x='{left - 6}' y='{fy(t) + 4:.1f}' font-size='12' text-anchor='end'>"
+                     f"{escape(_tick_label(t))}</text>")
+    for t in xt:
+        parts.append(f"<line x1='{fx(t):.1f}' y1='{top}' x2='{fx(t):.1f}' y2='{top + plot_h}' "
+                     f"stroke='#d0d7de' stroke-width='0.7'/><text x='{fx(t):.1f}' "
+                     f"y='{top + plot_h + 17}' font-size='12' text-anchor='middle'>"
+                     f"{escape(_tick_label(t))}</text>")
+    legend = []
+    ok = [i for i in range(len(bx)) if all(math.isfinite(r[i]) for r in rows if len(r) > i)
+          and all(len(r) > i for r in rows)]
+    if ok:
+        upper = " ".join(f"{fx(bx[i]):.1f},{fy(rows[2][i]):.1f}" for i in ok)
+        lower = " ".join(f"{fx(bx[i]):.1f},{fy(rows[0][i]):.1f}" for i in reversed(ok))
+        parts.append(f"<polygon points='{upper} {lower}' fill='{COLOURS[0]}' "
+                     "fill-opacity='0.18' stroke='none'/>")
+        mid = " ".join(f"{fx(bx[i]):.1f},{fy(rows[1][i]):.1f}" for i in ok)
+        parts.append(f"<polyline fill='none' stroke='{COLOURS[0]}' stroke-width='1.5' "
+                     f"stroke-dasharray='6 4' points='{mid}'/>")
+        legend += [(COLOURS[0], "forecast (median)", "6 4"), ("#b6d4f5", "80% interval", "")]
+    points = " ".join(f"{fx(x):.1f},{fy(y):.1f}" for x, y in seen)
+    parts.append(f"<polyline fill='none' stroke='#1f2328' stroke-width='2' points='{points}'/>")
+    legend.insert(0, ("#1f2328", f"{effort.get('metric') or 'metric'} (measured)", ""))
+    if isinstance(target, int | float) and y0 <= target <= y1:
+        parts.append(f"<line x1='{left}' y1='{fy(target):.1f}' x2='{left + plot_w}' "
+                     f"y2='{fy(target):.1f}' stroke='{COLOURS[1]}' stroke-width='1.5'/>")
+        legend.append((COLOURS[1], f"target {_tick_label(float(target))}", ""))
+    planned = effort.get("planned")
+    if isinstance(planned, int | float) and x0 <= planned <= x1:
+        parts.append(f"<line x1='{fx(planned):.1f}' y1='{top}' x2='{fx(planned):.1f}' "
+                     f"y2='{top + plot_h}' stroke='#8c959f' stroke-dasharray='2 3'/>")
+        legend.append(("#8c959f", "planned last epoch", "2 3"))
+    for i, (colour, label, dash) in enumerate(legend):
+        ly = top + 14 + 20 * i
+        parts.append(f"<line x1='{left + plot_w + 14}' y1='{ly - 4}' x2='{left + plot_w + 34}' "
+                     f"y2='{ly - 4}' stroke='{colour}' stroke-width='3'"
+                     f"{f' stroke-dasharray={chr(39)}{dash}{chr(39)}' if dash else ''}/><text "
+                     f"x='{left + plot_w + 40}' y='{ly}' font-size='12'>{escape(label)}</text>")
+    parts.append(f"<text x='{left + plot_w / 2:.1f}' y='{height - 8}' font-size='13' "
+                 "text-anchor='middle'>epoch</text>"
+                 f"<text transform='translate(16 {top + plot_h / 2:.1f}) rotate(-90)' "
+                 f"font-size='13' text-anchor='middle'>{escape(effort.get('metric') or '')}"
+                 "</text>")
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' "
+            f"width='100%' role='img' aria-label='learning-curve forecast' class='curve'>"
+            f"{''.join(parts)}</svg>")

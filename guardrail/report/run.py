@@ -28,6 +28,7 @@ from typing import Any
 from guardrail.errors import GuardrailError
 from guardrail.findings import Finding, count_findings
 from guardrail.io import write_json, write_jsonl, write_text
+from guardrail.report.html import render_html
 
 FINDINGS_FILE = "findings.jsonl"
 REPORT_JSON = "report.json"
@@ -44,7 +45,6 @@ def write_run_files(
     the completed dict is returned. Call on global rank zero only.
     """
     from guardrail import __version__
-    from guardrail.report.html import render_html
 
     run_dir = Path(run_dir)
     report = {
@@ -92,8 +92,6 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[Finding]]:
 
 def rerender(run_dir: str | Path) -> Path:
     """Re-render ``report.html`` from the recorded files; returns its path."""
-    from guardrail.report.html import render_html
-
     report, findings = load_run(run_dir)
     out = Path(run_dir) / REPORT_HTML
     write_text(out, render_html(report, findings, run_dir))

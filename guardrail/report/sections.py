@@ -392,3 +392,32 @@ def _count(value: Any) -> str:
         ('280', '1,234,567', '?')
     """
     return f"{value:,}" if isinstance(value, int) else "?"
+
+
+def effort_section(effort: dict[str, Any] | None) -> str:
+    """'When will it be good enough?': the forecast's sentence, the curve with its band.
+
+    ``effort`` is the run's ``effort.json`` (written by ``EffortEstimator``); '' without one.
+
+    Example:
+        >>> html = effort_section({"metric": "val/ap", "sentence": "val/ap plateaus near 0.67.",
+        ...                        "epochs": [1, 2], "values": [0.5, 0.6], "members": [
+        ...                            {"name": "pow3", "weight": 0.7}, {"name": "mmf",
+        ...                                                              "weight": 0.3}]})
+        >>> "val/ap plateaus near 0.67." in html and "pow3 70%" in html
+        True
+
+    """
+    from guardrail.report.plots import forecast_svg
+
+    if not effort or not effort.get("sentence"):
+        return ""
+    members = sorted((m for m in effort.get("members") or [] if m.get("weight")),
+                     key=lambda m: -m["weight"])
+    weights = ", ".join(f"{m['name']} {m['weight']:.0%}" for m in members[:4])
+    how = ("Forecast from the validation curve so far: learning-curve families fitted to it, "
+           "each weighted by how well it predicted epochs it had not seen"
+           + (f" ({weights})" if members else "")
+           + "; the band holds the metric with 80% probability.")
+    return (f"<p><strong>{_e(effort['sentence'])}</strong></p>{forecast_svg(effort)}"
+            f"<p class='info'>{_e(how)}</p>")
