@@ -53,6 +53,22 @@ def exported_with_parity(run, capsys) -> dict:
     return example
 
 
+def trained_and_exported(folder, recipe: str, epochs: int = 1):
+    """``folder`` after a short run of ``recipe`` (lock off, one thread) and its export."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "guardrail.train", f"recipe={recipe}",
+                    f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
+                    "guardrails.callbacks.config_lock.mode=off", f"hydra.run.dir={folder}"],
+                   check=True, capture_output=True, timeout=600, env=env)
+    subprocess.run([sys.executable, "-m", "guardrail", "export", str(folder)], check=True,
+                   capture_output=True, timeout=600, env=env)
+    return folder
+
+
 def quiet_trainer(**kwargs) -> pl.Trainer:
     defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False,
                     enable_model_summary=False, enable_checkpointing=False, max_epochs=1)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import trained_and_exported
 from guardrail.serving import PredictionLog, ServedModel
 
 pytestmark = pytest.mark.slow
@@ -70,15 +71,7 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A short CCF run, exported."""
-    folder = tmp_path_factory.mktemp("ccf")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "guardrail.train", "recipe=ccf",
-                    "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                    "guardrails.callbacks.config_lock.mode=off", f"hydra.run.dir={folder}"],
-                   check=True, capture_output=True, timeout=600, env=env)
-    subprocess.run([sys.executable, "-m", "guardrail", "export", str(folder)], check=True,
-                   capture_output=True, timeout=600, env=env)
-    return folder
+    return trained_and_exported(tmp_path_factory.mktemp("ccf"), "ccf", 2)
 
 
 @pytest.fixture(scope="module")
