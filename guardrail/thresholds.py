@@ -142,6 +142,7 @@ def all_thresholds() -> list[type[Thresholds]]:
     from guardrail.checks.dependency import DependencyThresholds
     from guardrail.checks.drift import DriftThresholds
     from guardrail.checks.effort import EffortThresholds
+    from guardrail.checks.feedback import FeedbackThresholds
     from guardrail.checks.gradients import GradientThresholds
     from guardrail.checks.loss import LossThresholds
     from guardrail.checks.resolution import ResolutionThresholds
@@ -149,7 +150,8 @@ def all_thresholds() -> list[type[Thresholds]]:
 
     return [ResolutionThresholds, ActivationThresholds, GradientThresholds, LossThresholds,
             DataThresholds, ContractThresholds, BaselineThresholds, ResourceThresholds,
-            AttributionThresholds, EffortThresholds, DriftThresholds, DependencyThresholds]
+            AttributionThresholds, EffortThresholds, DriftThresholds, DependencyThresholds,
+            FeedbackThresholds]
 
 
 def assignments(items: list[str]) -> dict[str, float]:

@@ -28,6 +28,7 @@ YAML_BLOCK = {  # thresholds class -> its callback's block in configs/guardrails
 COMMAND_FLAG = {  # thresholds of a command, not a training callback -> the command
     "DriftThresholds": "monitor", "DependencyThresholds": "doctor",
 }
+LOOP_WORLDS = {"FeedbackThresholds"}  # set by `loop.thresholds` of configs/loop/world/*.yaml
 
 
 def test_readme_threshold_table_is_the_generated_one():
@@ -47,7 +48,8 @@ def test_check_table_states_each_default_as_the_code_has_it(cls):
                              f"say {shown!r}:\n{row}"
 
 
-@pytest.mark.parametrize("cls", [c for c in all_thresholds() if c.__name__ not in COMMAND_FLAG],
+@pytest.mark.parametrize("cls", [c for c in all_thresholds()
+                                 if c.__name__ not in {*COMMAND_FLAG, *LOOP_WORLDS}],
                          ids=lambda c: c.__name__)
 def test_default_yaml_lists_every_threshold_at_its_default(cls):
     config = OmegaConf.load(ROOT / "configs" / "guardrails" / "default.yaml")
@@ -127,3 +129,14 @@ def test_command_thresholds_are_set_by_the_commands_flag(name):
         assignments([field.name])
     with pytest.raises(ConfigError, match="no threshold 'nonexistent'"):
         cls.coerce(assignments(["nonexistent=0.3"]))
+
+
+def test_the_loop_worlds_take_feedback_thresholds():
+    from guardrail.checks.feedback import FeedbackThresholds
+
+    worlds = sorted((ROOT / "configs" / "loop" / "world").glob("*.yaml"))
+    assert [w.stem for w in worlds] == ["est", "rec"]
+    for world in worlds:
+        assert OmegaConf.load(world).thresholds is None  # the defaults, changed by key
+    field = dataclasses.fields(FeedbackThresholds)[0]
+    assert FeedbackThresholds.coerce({field.name: field.default}) == FeedbackThresholds()
