@@ -12,7 +12,8 @@ Public API (plain data, for the CLI and for renderers such as an HTML report):
 
 - :func:`iter_windows` yields one :class:`WindowResult` per window, as it is read;
 - :func:`monitor` runs them all, writes ``RUN_DIR/monitoring/<timestamp>/`` (``findings.jsonl``,
-  ``monitor.json``, ``windows.jsonl``) and returns a :class:`MonitorResult`;
+  ``monitor.json``, ``windows.jsonl`` and the page ``monitor.html``) and returns a
+  :class:`MonitorResult`;
 - :func:`read_windows` reads ``windows.jsonl`` back; :func:`load_reference` the reference;
   :func:`reference_distributions` the training histograms a window's ``current`` counts are
   drawn against; :func:`exit_code` the 0/1/2 of a list of findings.
@@ -33,22 +34,26 @@ the log's ``id``, the object's ``id``, or else its line number from 1; ``--label
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import json
+import multiprocessing
+import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from guardrail.checks.drift import (
     PROFILE_VERSION,
     DriftThresholds,
+    EncodedChunk,
     Feature,
     WindowAccumulator,
-    categorical_statistics,
     drift_findings,
-    numeric_statistics,
     performance_findings,
     thin_window_finding,
 )
@@ -63,7 +68,31 @@ __all__ = ["CHUNK", "DEFAULT_WINDOW", "FOLDER", "MonitorResult", "Row", "WindowR
 FOLDER = "monitoring"
 DEFAULT_WINDOW = 300
 CHUNK = 2000  # rows read from the source at a time
+PARALLEL_ROWS = 50_000  # a log at least this long is parsed by worker processes (workers=None)
 _NO_PREDICTION = object()
+
+
+def _json_loader() -> Callable[[str | bytes], Any]:
+    """``orjson.loads`` where orjson is installed (2-3x faster), else ``json.loads``.
+
+    orjson refuses what Python's json writes for non-finite floats (``NaN``); those texts
+    are read again by ``json.loads``, so both read the same values.
+    """
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+
+    def loads(text: str | bytes) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return json.loads(text)
+
+    return loads
+
+
+_loads = _json_loader()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +274,12 @@ def read_log(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
     Raises:
         ConfigError: No such file, or not a prediction log of ``guardrail serve``.
     """
+    for raw in _read_log_raw(path, chunk):
+        yield _parse_log_rows(raw)
+
+
+def _read_log_raw(path: str | Path, chunk: int = CHUNK) -> Iterator[list[tuple[Any, ...]]]:
+    """The log's ``(id, time, record, prediction)`` rows as stored (JSON text), in chunks."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"The prediction log {path} does not exist; `guardrail serve` writes "
@@ -261,15 +296,32 @@ def read_log(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
             rows = cursor.fetchmany(chunk)
             if not rows:
                 return
-            out = []
-            for rid, time, record, prediction in rows:
-                try:
-                    out.append(Row(str(rid), time, json.loads(record), json.loads(prediction)))
-                except ValueError:
-                    out.append(Row(str(rid), time, None, None))
-            yield out
+            yield rows
     finally:
         con.close()
+
+
+def _log_size(path: str | Path) -> int:
+    """About how many rows the log holds (from its ids: instant on any size)."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            low, high = con.execute("SELECT min(id), max(id) FROM predictions").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+    return int(high - low + 1) if low is not None and high is not None else 0
+
+
+def _parse_log_rows(raw: Sequence[tuple[Any, ...]]) -> list[Row]:
+    out = []
+    for rid, time, record, prediction in raw:
+        try:
+            out.append(Row(str(rid), time, _loads(record), _loads(prediction)))
+        except (ValueError, TypeError):
+            out.append(Row(str(rid), time, None, None))
+    return out
 
 
 def read_records(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
@@ -288,7 +340,7 @@ def read_records(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
             if not line.strip():
                 continue
             try:
-                item = json.loads(line)
+                item = _loads(line)
             except ValueError as err:
                 raise ConfigError(
                     f"{path}, line {number} is not valid JSON ({err}): --records takes one JSON "
@@ -356,7 +408,7 @@ def iter_windows(run_dir: str | Path, *, log: str | Path | None = None,
                  records: str | Path | None = None, window: int | None = DEFAULT_WINDOW,
                  by: str | None = None, labels: str | Path | Mapping[str, Any] | None = None,
                  thresholds: DriftThresholds | Mapping[str, Any] | None = None,
-                 chunk: int = CHUNK) -> Iterator[WindowResult]:
+                 chunk: int = CHUNK, workers: int | None = None) -> Iterator[WindowResult]:
     """Judge the served records window by window, yielding each as it is read.
 
     Args:
@@ -368,6 +420,10 @@ def iter_windows(run_dir: str | Path, *, log: str | Path | None = None,
         labels: A labels file (:func:`read_labels`) or a mapping of row id to label.
         thresholds: :class:`DriftThresholds` or the fields to change.
         chunk: Rows read at a time.
+        workers: Processes that parse and encode a log's chunks while this one judges the
+            windows (0: none). ``None``: two where the machine has two cores, the log
+            holds at least :data:`PARALLEL_ROWS` rows and the process can fork (one thread, a
+            POSIX system). The windows are the same either way.
 
     Raises:
         ConfigError: No export, a missing or malformed source, a bad window setting.
@@ -382,37 +438,136 @@ def iter_windows(run_dir: str | Path, *, log: str | Path | None = None,
         raise ConfigError("Give --log or --records, not both.")
     plan = [Feature.from_dict(d) for d in reference["plan"]]
     truth = read_labels(labels) if isinstance(labels, str | Path) else labels
-    source = read_records(records, chunk) if records is not None else read_log(
-        Path(log) if log is not None else _default_log(run_dir), chunk)
-    predictor = _Predictor(Path(run_dir) / "export")
-    state = _Open(plan, reference)
+    encoder = WindowAccumulator(plan, reference)
+    if records is not None:
+        chunks = _record_chunks(read_records(records, chunk),
+                                _Predictor(Path(run_dir) / "export"), encoder)
+    else:
+        path = Path(log) if log is not None else _default_log(run_dir)
+        raw = _read_log_raw(path, chunk)
+        if workers is None:
+            workers = min(2, os.cpu_count() or 1) if _forkable() and \
+                _log_size(path) >= PARALLEL_ROWS else 0
+        chunks = _parallel_chunks(raw, plan, reference, workers) if workers > 0 else (
+            _encode_log_rows(rows, encoder) for rows in raw)
+    tops = {(group, feature.name): _top_categories(ref)
+            for feature, ref, group in encoder.parts if feature.kind == "categorical"}
+    state = _Open(encoder, tops)
     index = 0
-    for rows in source:
-        predictor.fill(rows)
+    days: dict[str, str] = {}
+    for part in chunks:
+        size = part.encoded.rows
+        keys = _keys(part, by, days) if by is not None else None
         start = 0
-        while start < len(rows):
-            if by is None:
-                take = min(len(rows) - start, window - state.records)  # type: ignore[operator]
-                part = rows[start:start + take]
+        while start < size:
+            if keys is None:
+                end = start + min(size - start, window - state.records)  # type: ignore[operator]
             else:
-                key = _key(rows[start], by)
+                key = keys[start]
                 if state.records and key != state.key:
                     yield state.close(index, reference, truth is not None, limits)
                     index += 1
-                    state = _Open(plan, reference)
+                    state = _Open(encoder, tops)
                 end = start
-                while end < len(rows) and _key(rows[end], by) == key:
+                while end < size and keys[end] == key:
                     end += 1
-                part = rows[start:end]
                 state.key = key
-            state.add(part, truth)
-            start += len(part)
+            state.add(part, start, end, truth)
+            start = end
             if by is None and state.records >= window:  # type: ignore[operator]
                 yield state.close(index, reference, truth is not None, limits)
                 index += 1
-                state = _Open(plan, reference)
+                state = _Open(encoder, tops)
     if state.records:
         yield state.close(index, reference, truth is not None, limits)
+
+
+@dataclasses.dataclass
+class _Chunk:
+    """Rows read together: their ids, times and predictions, and their encoded features."""
+
+    ids: list[str]
+    times: list[str | None]
+    predictions: list[Any]
+    encoded: EncodedChunk
+
+
+def _record_chunks(source: Iterator[list[Row]], predictor: _Predictor,
+                   encoder: WindowAccumulator) -> Iterator[_Chunk]:
+    for rows in source:
+        predictor.fill(rows)
+        predictions = [r.prediction for r in rows]
+        yield _Chunk([r.id for r in rows], [r.time for r in rows], predictions,
+                     encoder.encode([r.record for r in rows], predictions))
+
+
+def _encode_log_rows(raw: Sequence[tuple[Any, ...]], encoder: WindowAccumulator) -> _Chunk:
+    rows = _parse_log_rows(raw)
+    predictions = [r.prediction for r in rows]
+    return _Chunk([r.id for r in rows], [r.time for r in rows], predictions,
+                  encoder.encode([r.record for r in rows], predictions))
+
+
+_WORKER_ENCODER: WindowAccumulator | None = None
+
+
+def _start_worker(plan: list[Feature], reference: Mapping[str, Any]) -> None:
+    global _WORKER_ENCODER  # one encoder per worker process
+    _WORKER_ENCODER = WindowAccumulator(plan, reference)
+
+
+def _encode_in_worker(raw: Sequence[tuple[Any, ...]]) -> _Chunk:
+    assert _WORKER_ENCODER is not None
+    return _encode_log_rows(raw, _WORKER_ENCODER)
+
+
+def _parallel_chunks(raw: Iterator[list[tuple[Any, ...]]], plan: list[Feature],
+                     reference: Mapping[str, Any], workers: int) -> Iterator[_Chunk]:
+    """The log's chunks parsed and encoded by ``workers`` processes, in the log's order.
+
+    At most ``2 * workers + 1`` chunks are in flight: memory stays bounded by the chunk size.
+    Workers are forked where that is safe (:func:`_forkable`), else spawned -- which, like any
+    spawned process, re-imports the calling script: guard it with ``if __name__ ==
+    "__main__":``.
+    """
+    context = multiprocessing.get_context("fork" if _forkable() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(plan, reference)) as pool:
+        pending: collections.deque[Future[_Chunk]] = collections.deque()
+        try:
+            for rows in raw:
+                pending.append(pool.submit(_encode_in_worker, rows))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _forkable() -> bool:
+    """Whether worker processes can be forked: a POSIX platform, and one thread here.
+
+    A fork copies only the calling thread: a server's threads would be lost in the workers.
+    """
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def _keys(part: _Chunk, by: str, days: dict[str, str]) -> list[str]:
+    """The day or week of each row of the chunk (dates parsed once per distinct day)."""
+    out = []
+    for rid, time in zip(part.ids, part.times, strict=True):
+        if not time:
+            raise ConfigError(f"--by {by} needs each row's time; row {rid} has none (a "
+                              "records file gives it as {\"record\": ..., \"time\": "
+                              "\"2026-01-01T12:00:00Z\"}); use --window N instead.")
+        text = str(time)
+        key = days.get(text[:10])
+        if key is None:
+            key = days[text[:10]] = _key(Row(rid, text, None), by)
+        out.append(key)
+    return out
 
 
 def _default_log(run_dir: str | Path) -> Path:
@@ -468,40 +623,42 @@ class _Predictor:
 class _Open:
     """The window being read: its accumulator and bounds."""
 
-    def __init__(self, plan: list[Feature], reference: Mapping[str, Any]) -> None:
-        self.acc = WindowAccumulator(plan, reference)
+    def __init__(self, template: WindowAccumulator,
+                 tops: Mapping[tuple[str, str], list[str]] | None = None) -> None:
+        self.acc = template.empty()
+        self.tops = tops or {}
         self.records = 0
         self.key: str | None = None
-        self.first: Row | None = None
-        self.last: Row | None = None
+        self.first: tuple[str, str | None] | None = None  # (id, time)
+        self.last: tuple[str, str | None] | None = None
 
-    def add(self, rows: list[Row], truth: Mapping[str, Any] | None) -> None:
-        if not rows:
+    def add(self, part: _Chunk, start: int, end: int, truth: Mapping[str, Any] | None) -> None:
+        if end <= start:
             return
-        self.first = self.first or rows[0]
-        self.last = rows[-1]
-        self.records += len(rows)
-        records = [r.record for r in rows]
-        predictions = [r.prediction for r in rows]
-        labels = [truth.get(r.id) for r in rows] if truth is not None else None
-        self.acc.add(records, predictions, labels)
+        self.first = self.first or (part.ids[start], part.times[start])
+        self.last = (part.ids[end - 1], part.times[end - 1])
+        self.records += end - start
+        self.acc.add_encoded(part.encoded, start, end)
+        if truth is not None:
+            self.acc.pairs.extend(
+                (p, y) for p, y in zip(part.predictions[start:end],
+                                       (truth.get(i) for i in part.ids[start:end]), strict=True)
+                if y is not None)
 
     def close(self, index: int, reference: Mapping[str, Any], labelled: bool,
               limits: DriftThresholds) -> WindowResult:
         assert self.first is not None and self.last is not None
-        result = WindowResult(index, self.key, self.first.time, self.last.time, self.first.id,
-                              self.last.id, self.records, {}, {}, None, [])
+        result = WindowResult(index, self.key, self.first[1], self.last[1], self.first[0],
+                              self.last[0], self.records, {}, {}, None, [])
         info = result.info()
         profile = self.acc.profile()
-        computed: dict[tuple[str, str], Any] = {}
+        computed = self.acc.statistics(profile)
         for group in ("features", "predictions"):
             refs = reference["features"] if group == "features" else (
                 reference.get("predictions") or {}).get("features", {})
             for name, cur in profile[group].items():
-                stats, described = _describe(refs[name], cur)
-                getattr(result, group)[name] = described
-                if stats is not None:
-                    computed[(group, name)] = stats
+                getattr(result, group)[name] = _describe(
+                    refs[name], cur, computed.get((group, name)), self.tops.get((group, name)))
         thin = thin_window_finding(info, limits)
         result.findings = [thin] if thin else drift_findings(reference, profile, info, limits,
                                                              computed)
@@ -514,33 +671,40 @@ class _Open:
         return result
 
 
-def _describe(ref: Mapping[str, Any], cur: Mapping[str, Any]
-              ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The statistics, and the feature as renderers get it (rounded, current distribution)."""
+def _describe(ref: Mapping[str, Any], cur: Mapping[str, Any], full: Mapping[str, Any] | None,
+              top: Sequence[str] | None = None) -> dict[str, Any]:
+    """The feature as renderers get it: rounded statistics, current distribution.
+
+    ``full`` is the feature's :func:`numeric_statistics` or :func:`categorical_statistics`
+    (``None`` for a window without values of it); ``top`` the reference's 20 most frequent
+    categories (computed here when not given).
+    """
     base = {"kind": cur["kind"], "field": cur["field"], "summary": cur.get("summary")}
     total = cur["n"] + cur["missing"]
     if cur["kind"] == "numeric":
-        s = numeric_statistics(ref, cur) if total else None
-        full = s
-        s = s or {}
+        s: Mapping[str, Any] = full or {}
         stats = {k: _round(s.get(k)) for k in ("psi", "ks", "p_value", "shift_sd")}
         counts = [*list(cur["counts"]), cur["missing"]]
         current = {"n": cur["n"], "missing": cur["missing"], "mean": _round(cur["mean"]),
                    "sd": _round(cur["sd"]),
                    "shares": [_round(c / total) if total else 0.0 for c in counts]}
     else:
-        full = categorical_statistics(ref, cur) if total else None
         s = full or {"unseen": {}}
         stats = {"js": _round(s.get("js")), "linf": _round(s.get("linf")),
                  "p_value": _round(s.get("p_value")),
                  "unseen_share": _round(s["unseen"].get("share"))}
         known = ref["counts"]
-        top = sorted(known, key=lambda k: -known[k])[:20]
+        top = top if top is not None else _top_categories(ref)
         shares = {k: _round(cur["counts"].get(k, 0) / total) if total else 0.0 for k in top}
         unseen = sum(c for k, c in cur["counts"].items() if k not in known)
         current = {"n": cur["n"], "missing": cur["missing"], "shares": shares,
                    "unseen": _round(unseen / total) if total else 0.0}
-    return full, {**base, "statistics": stats, "current": current}
+    return {**base, "statistics": stats, "current": current}
+
+
+def _top_categories(ref: Mapping[str, Any]) -> list[str]:
+    known = ref["counts"]
+    return sorted(known, key=lambda k: -known[k])[:20]
 
 
 def _round(value: Any, digits: int = 5) -> Any:
@@ -552,7 +716,8 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
             records: str | Path | None = None, window: int | None = DEFAULT_WINDOW,
             by: str | None = None, labels: str | Path | Mapping[str, Any] | None = None,
             thresholds: DriftThresholds | Mapping[str, Any] | None = None,
-            write: bool = True, chunk: int = CHUNK) -> MonitorResult:
+            write: bool = True, chunk: int = CHUNK, workers: int | None = None
+            ) -> MonitorResult:
     """Judge every window of the source and write ``RUN_DIR/monitoring/<timestamp>/``.
 
     The arguments are :func:`iter_windows`'s; ``write=False`` writes nothing. Windows are
@@ -571,7 +736,7 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
     windowing = {"by": by} if by is not None else {"window": window}
     result = MonitorResult(str(run_dir), source, windowing, dataclasses.asdict(limits), [], [])
     windows = iter_windows(run_dir, log=log, records=records, window=window, by=by,
-                           labels=labels, thresholds=limits, chunk=chunk)
+                           labels=labels, thresholds=limits, chunk=chunk, workers=workers)
     folder = None
     handle = None
     try:
@@ -601,8 +766,11 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
 
         write_jsonl(folder / "findings.jsonl", [f.to_dict() for f in result.findings])
         reference = load_reference(run_dir)
-        write_json(folder / "monitor.json", {**result.to_dict(),
-                                             "reference": reference_distributions(reference)})
+        payload = {**result.to_dict(), "reference": reference_distributions(reference)}
+        write_json(folder / "monitor.json", payload)
+        from guardrail.report.monitor import write_monitor_html
+
+        write_monitor_html(folder, payload)  # the page, streaming windows.jsonl
     return result
 
 

@@ -69,6 +69,8 @@ def test_a_healthy_log_exits_0_and_writes_the_files(run, capsys):
     assert [w["records"] for w in windows] == [300, 300, 300]
     assert set(windows[0]["features"]) == {"area", "zone"}
     assert windows[0]["predictions"]["prediction"]["statistics"]["psi"] < 0.1
+    page = (folder / "monitor.html").read_text()
+    assert "<html" in page and "zone" in page  # the page is written beside monitor.json
 
 
 def test_drift_exits_1_naming_the_field_and_json_prints_monitor_json(run, capsys):
@@ -129,18 +131,33 @@ def test_a_long_log_is_streamed_in_chunks(run, monkeypatch):
     import guardrail.monitoring as monitoring
 
     held = []
-    original = monitoring.read_log
+    original = monitoring._read_log_raw
 
     def spy(path, chunk):
         for rows in original(path, chunk):
             held.append(len(rows))
             yield rows
 
-    monkeypatch.setattr(monitoring, "read_log", spy)
-    result = monitor(run, log=run / "log.sqlite", window=500, chunk=1000)
+    monkeypatch.setattr(monitoring, "_read_log_raw", spy)
+    result = monitor(run, log=run / "log.sqlite", window=500, chunk=1000, workers=0)
     assert len(result.windows) == 100 and result.records == 50_000
     assert max(held) == 1000 and len(held) == 50
     assert sum(f.check == "drift.feature" for f in result.findings) <= 1
+
+
+@pytest.mark.parametrize("by", [None, "day"])
+def test_worker_processes_judge_the_same_windows(run, by):
+    """A log parsed by two worker processes gives the windows of one process, exactly."""
+    records = healthy(5_000, seed=4)
+    for r in records[3_000:]:
+        r["area"] *= 1.3  # drift in the second part, so that findings are compared too
+    write_log(run / "log.sqlite", records, per_day=1_200)
+    windows = {workers: [w.to_dict() for w in iter_windows(
+        run, log=run / "log.sqlite", window=450, by=by, chunk=700, workers=workers)]
+        for workers in (0, 2)}
+    assert windows[0] == windows[2]
+    assert len(windows[0]) == (5 if by else 12)
+    assert any(f["where"] == "area" for w in windows[0] for f in w["findings"])
 
 
 def test_a_records_file_with_predictions(run, tmp_path):

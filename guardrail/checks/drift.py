@@ -55,6 +55,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import operator
@@ -403,9 +404,27 @@ def _moments(finite: np.ndarray) -> dict[str, Any]:
 class WindowAccumulator:
     """A window's profile on the reference's bins, built chunk by chunk in bounded memory.
 
+    Adding records is two steps. :meth:`encode` turns a chunk of records column by column into
+    arrays (numeric features to floats, categorical ones to integer codes into the chunk's
+    distinct values); :meth:`add_encoded` adds any range of rows of an encoded chunk to the
+    window. :meth:`add` does both. Encoding is the costly step (one pass over every field of
+    every record) and keeps no window state, so a monitor can encode chunks in other processes
+    and add them here in order. The reference's bins, grid and categories are turned into
+    arrays once, here, not once per window.
+
     Args:
         plan: The input features (``feature_plan`` of the contract).
         reference: :func:`reference_profile`'s output.
+
+    Example:
+        >>> plan = [Feature("x", "x", None, "numeric"), Feature("c", "c", None, "categorical")]
+        >>> ref = reference_profile(plan, [{"x": float(i), "c": "ab"[i % 2]} for i in range(99)])
+        >>> acc = WindowAccumulator(plan, ref)
+        >>> chunk = acc.encode([{"x": 1.0, "c": "a"}, {"x": None, "c": "z"}, {"c": "a"}])
+        >>> acc.add_encoded(chunk, 1, 3)  # rows 1 and 2 of the chunk
+        >>> p = acc.profile()["features"]
+        >>> p["x"]["n"], p["x"]["missing"], p["c"]["counts"]
+        (0, 2, {'z': 1, 'a': 1})
 
     """
 
@@ -419,33 +438,93 @@ class WindowAccumulator:
         self.records = 0
         self.state: dict[tuple[str, str], dict[str, Any]] = {}
         self.pairs: list[tuple[Any, Any]] = []  # (prediction, label) of labelled records
+        self._refs = [_RefArrays(ref) for _, ref, _ in self.parts]
+        self._fields = [f.field for f, _, g in self.parts
+                        if g == "features" and f.path[0] == "value"]
+        # every categorical reference as one row of a padded matrix: their statistics are
+        # computed for all features of a window at once
+        self._categorical = [i for i, (f, _, _) in enumerate(self.parts)
+                             if f.kind == "categorical"]
+        width = max([len(self._refs[i].r) for i in self._categorical], default=0)
+        self._r = np.zeros((len(self._categorical), width))
+        for row, i in enumerate(self._categorical):
+            self._r[row, :len(self._refs[i].r)] = self._refs[i].r
+        self._r_total = self._r.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._rp = np.where(self._r_total[:, None] > 0, self._r / self._r_total[:, None], 0.0)
+
+    def empty(self) -> WindowAccumulator:
+        """A new, empty window on the same plan and reference (its arrays shared, not rebuilt).
+
+        Example:
+            >>> plan = [Feature("c", "c", None, "categorical")]
+            >>> acc = WindowAccumulator(plan, reference_profile(plan, [{"c": "a"}]))
+            >>> acc.add([{"c": "a"}])
+            >>> acc.records, acc.empty().records
+            (1, 0)
+
+        """
+        new = copy.copy(self)
+        new.records, new.state, new.pairs = 0, {}, []
+        return new
 
     def add(self, records: Sequence[Any], predictions: Sequence[Any] | None = None,
             labels: Sequence[Any] | None = None) -> None:
         """Add a chunk of records with their predictions (or ``None``) and labels (or ``None``)."""
-        self.records += len(records)
-        columns = _columns(records, [f.field for f, _, g in self.parts
-                                     if g == "features" and f.path[0] == "value"])
-        for feature, ref, group in self.parts:
-            if group == "predictions" and predictions is None:
-                continue
-            rows = predictions if group == "predictions" else records
-            if group == "features" and feature.field in columns and feature.path[0] == "value":
-                raw = columns[feature.field]
-                values = _floats(raw) if feature.kind == "numeric" else _categories(raw)
-            else:
-                values = feature_values(feature, rows)
-            key = (group, feature.name)
-            if feature.kind == "numeric":
-                self.state[key] = _add_numeric(self.state.get(key), ref, values)
-            else:
-                state = self.state.setdefault(key, {"counts": Counter(), "missing": 0})
-                counts = Counter(values)
-                state["missing"] += counts.pop(None, 0)
-                state["counts"].update(counts)
+        self.add_encoded(self.encode(records, predictions), 0, len(records))
         if labels is not None and predictions is not None:
             self.pairs.extend((p, y) for p, y in zip(predictions, labels, strict=True)
                               if y is not None)
+
+    def encode(self, records: Sequence[Any],
+               predictions: Sequence[Any] | None = None) -> EncodedChunk:
+        """The chunk's features as arrays, one per feature of the plan (no window state).
+
+        Picklable and compact: what a worker process sends back for :meth:`add_encoded`.
+        """
+        columns = _columns(records, self._fields)
+        out: list[np.ndarray | _Codes | None] = []
+        for i, (feature, _, group) in enumerate(self.parts):
+            if group == "predictions" and predictions is None:
+                out.append(None)
+                continue
+            rows = predictions if group == "predictions" else records
+            head = feature.path[0]
+            if group == "features" and head == "value" and feature.field in columns:
+                raw = columns[feature.field]
+                out.append(_floats(raw) if feature.kind == "numeric" else
+                           _codes(raw, self._refs[i]))
+            elif feature.kind == "numeric":
+                out.append(feature_values(feature, rows))
+            else:
+                offsets = _pool_offsets(feature, rows) if head == "pool" else None
+                out.append(_codes(feature_values(feature, rows), self._refs[i], offsets))
+        return EncodedChunk(len(records), out)
+
+    def add_encoded(self, chunk: EncodedChunk, start: int = 0, stop: int | None = None) -> None:
+        """Add rows ``start:stop`` of an encoded chunk (:meth:`encode`) to the window."""
+        stop = chunk.rows if stop is None else stop
+        self.records += stop - start
+        for i, (feature, ref, group) in enumerate(self.parts):
+            column = chunk.columns[i]
+            if column is None:
+                continue
+            key = (group, feature.name)
+            if feature.kind == "numeric":
+                self.state[key] = _add_numeric(self.state.get(key), ref, column[start:stop],
+                                               self._refs[i])
+                continue
+            state = self.state.setdefault(key, {"counts": Counter(), "missing": 0})
+            a, b = (start, stop) if column.offsets is None else (
+                int(column.offsets[start]), int(column.offsets[stop]))
+            names, counts = column.names, state["counts"]
+            # Counter keeps first-seen order, as a Counter of the values themselves would
+            for code, c in Counter(column.codes[a:b].tolist()).items():
+                name = names[code]
+                if name is None:
+                    state["missing"] += c
+                else:
+                    counts[name] += c
 
     def profile(self) -> dict[str, Any]:
         """``{"records", "features": {name: window profile}, "predictions": {...}, "pairs"}``."""
@@ -464,6 +543,170 @@ class WindowAccumulator:
                                             "missing": state["missing"],
                                             "counts": dict(state["counts"])}
         return out
+
+    def statistics(self, profile: Mapping[str, Any] | None = None
+                   ) -> dict[tuple[str, str], dict[str, Any]]:
+        """:func:`numeric_statistics` or :func:`categorical_statistics` of each feature.
+
+        The same numbers, from the reference arrays built once; keyed by ``(group, name)``
+        (what :func:`drift_findings` takes), for the features the window holds values of.
+        """
+        profile = profile if profile is not None else self.profile()
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for i, (feature, ref, group) in enumerate(self.parts):
+            cur = profile[group].get(feature.name)
+            if feature.kind != "numeric" or cur is None or not (cur["n"] or cur["missing"]):
+                continue
+            grid = self.state[(group, feature.name)]["grid"]
+            cdf = np.cumsum(grid)[:-1] / cur["n"] if cur["n"] else None
+            out[(group, feature.name)] = _numeric_statistics(self._refs[i], ref, cur, cdf)
+        out.update(self._categorical_statistics(profile))
+        return out
+
+    def _categorical_statistics(self, profile: Mapping[str, Any]
+                                ) -> dict[tuple[str, str], dict[str, Any]]:
+        """:func:`categorical_statistics` of every categorical feature, as matrix operations."""
+        c = np.zeros_like(self._r)
+        rows: list[tuple[int, int, Mapping[str, Any], Counter[str]]] = []
+        for row, i in enumerate(self._categorical):
+            feature, ref, group = self.parts[i]
+            cur = profile[group].get(feature.name)
+            if cur is None or not (cur["n"] or cur["missing"]):
+                continue
+            index, known = self._refs[i].index, ref["counts"]
+            other = 0
+            unseen: Counter[str] = Counter()
+            for value, count in cur["counts"].items():
+                j = index.get(value)
+                if j is not None:
+                    c[row, j] += count
+                elif ref["capped"]:
+                    other += count
+                else:
+                    unseen[value] += count
+            if OTHER in known:  # a real category spelled like the bucket of the rest
+                other += cur["counts"].get(OTHER, 0)
+            c[row, len(known):len(known) + 3] = (other, cur["missing"], sum(unseen.values()))
+            rows.append((row, i, cur, unseen))
+        r, rp, r_total = self._r, self._rp, self._r_total
+        total = c.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cp = np.where(total[:, None] > 0, c / total[:, None], 0.0)
+            used = (r > 0) | (c > 0)
+            n_used = used.sum(axis=1)
+            smooth = np.where(used, (r + 0.5) / (r_total + 0.5 * n_used)[:, None], 0.0)
+            expected = smooth / smooth.sum(axis=1)[:, None] * total[:, None]
+            chi2 = np.where(used, (c - expected) ** 2 / expected, 0.0).sum(axis=1)
+            gap = np.abs(cp - rp)
+            linf_at = gap.argmax(axis=1)
+            m = (rp + cp) / 2
+            div = 0.5 * np.where(rp > 0, rp * np.log2(rp / m), 0.0).sum(axis=1) + \
+                0.5 * np.where(cp > 0, cp * np.log2(cp / m), 0.0).sum(axis=1)
+        out = {}
+        for row, i, cur, unseen in rows:
+            feature, ref, group = self.parts[i]
+            if total[row] == 0 or r_total[row] == 0:
+                out[(group, feature.name)] = {"js": 0.0, "linf": 0.0, "p_value": 1.0, "unseen": {
+                    "share": 0.0, "count": 0, "expected": 0.0, "values": []}}
+                continue
+            n_unseen = int(sum(unseen.values()))
+            seen_total = total[row] - cur["missing"]
+            out[(group, feature.name)] = {
+                "js": float(math.sqrt(max(float(div[row]), 0.0))),
+                "linf": float(gap[row, linf_at[row]]),
+                "linf_category": self._refs[i].names[int(linf_at[row])],
+                "p_value": _chi2_p_value(float(chi2[row]), int(n_used[row]) - 1),
+                "chi2": float(chi2[row]),
+                "unseen": {"share": float(n_unseen / seen_total) if seen_total else 0.0,
+                           "count": n_unseen, "expected": float(ref.get("singletons", 0.0)),
+                           "values": [v for v, _ in unseen.most_common(5)]}}
+        return out
+
+
+@dataclasses.dataclass
+class _Codes:
+    """A categorical column: ``names[codes[i]]`` is value ``i`` (``None`` when missing).
+
+    ``offsets`` (pooled sequence elements): row ``r``'s values are ``offsets[r]:offsets[r+1]``.
+    """
+
+    codes: np.ndarray
+    names: list[str | None]
+    offsets: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class EncodedChunk:
+    """A chunk of records as :meth:`WindowAccumulator.encode` gives it.
+
+    ``rows`` records; one column per feature of the accumulator's plan (``None`` for absent
+    predictions).
+    """
+
+    rows: int
+    columns: list[np.ndarray | _Codes | None]
+
+
+class _RefArrays:
+    """A reference feature's bins, grid, CDF and categories as arrays, built once."""
+
+    def __init__(self, ref: Mapping[str, Any], kind: str | None = None) -> None:
+        if (kind or ref.get("kind")) == "numeric":
+            self.edges = np.asarray(ref["edges"], dtype=np.float64)
+            self.grid = np.asarray(ref["grid"], dtype=np.float64)
+            self.cdf = np.asarray(ref["cdf"], dtype=np.float64)
+            r = np.asarray([*list(ref["counts"]), ref["missing"]], dtype=np.float64) + 0.5
+            self.psi_reference = r / r.sum()
+            return
+        known = ref["counts"]
+        self.names = [*list(known), OTHER, MISSING, UNSEEN]
+        self.codes: list[str | None] = [*list(known), None]  # what _codes' codes stand for
+        self.index: dict[str | None, int] = {k: i for i, k in enumerate(self.codes)}
+        self.r = np.array([known[k] for k in known] + [ref.get("other", 0), ref["missing"], 0],
+                          dtype=np.float64)
+        self.r_total = float(self.r.sum())
+        self.rp = self.r / self.r_total if self.r_total else self.r
+
+
+def _codes(values: Sequence[Any], arrays: _RefArrays,
+           offsets: np.ndarray | None = None) -> _Codes:
+    """Integer codes of categorical values, normalised as :func:`_categories` does.
+
+    Codes ``0..K-1`` are the reference's categories, ``K`` a missing value, then the values
+    the reference does not know, in order of appearance.
+    """
+    index, names = arrays.index, arrays.codes
+    try:
+        codes = list(map(index.get, values))  # in C: None where not a reference category
+    except TypeError:  # an unhashable value (a list in a categorical field)
+        codes = [None] * len(values)
+    if None in codes:
+        names = list(names)
+        extra: dict[str, int] = {}
+        for i, code in enumerate(codes):
+            if code is not None:
+                continue
+            v = values[i]
+            # 1 and True are one dict key but two categories ("1", "true"): normalise first
+            key = v if v.__class__ is str else _category(v)
+            code = index.get(key)
+            if code is None:
+                code = extra.get(key)
+                if code is None:
+                    code = extra[key] = len(names)
+                    names.append(key)
+            codes[i] = code
+    return _Codes(np.array(codes, dtype=np.int32), names, offsets)
+
+
+def _pool_offsets(feature: Feature, rows: Sequence[Any]) -> np.ndarray:
+    """Where each row's pooled sequence elements start in :func:`feature_values`' list."""
+    field = feature.field
+    sizes = [0]
+    for r in rows:
+        v = r.get(field) if r.__class__ is dict else _get(r, field)
+        sizes.append(len(v) if isinstance(v, list | tuple) else 0)
+    return np.cumsum(sizes)
 
 
 def _columns(records: Sequence[Any], fields: list[str]) -> dict[str, list[Any]]:
@@ -486,11 +729,12 @@ def _columns(records: Sequence[Any], fields: list[str]) -> dict[str, list[Any]]:
 
 
 def _add_numeric(state: dict[str, Any] | None, ref: Mapping[str, Any],
-                 values: np.ndarray) -> dict[str, Any]:
+                 values: np.ndarray, arrays: _RefArrays | None = None) -> dict[str, Any]:
+    arrays = arrays or _RefArrays(ref, "numeric")
     if state is None:
         state = {"n": 0, "missing": 0, "sum": 0.0, "sumsq": 0.0, "min": math.inf,
-                 "max": -math.inf, "bins": np.zeros(len(ref["edges"]) + 1, dtype=np.int64),
-                 "grid": np.zeros(len(ref["grid"]) + 1, dtype=np.int64)}
+                 "max": -math.inf, "bins": np.zeros(len(arrays.edges) + 1, dtype=np.int64),
+                 "grid": np.zeros(len(arrays.grid) + 1, dtype=np.int64)}
     finite = values[np.isfinite(values)]
     state["missing"] += int(len(values) - len(finite))
     if len(finite):
@@ -499,10 +743,10 @@ def _add_numeric(state: dict[str, Any] | None, ref: Mapping[str, Any],
         state["sumsq"] += float((finite * finite).sum())
         state["min"] = min(state["min"], float(finite.min()))
         state["max"] = max(state["max"], float(finite.max()))
-        state["bins"] += np.bincount(np.searchsorted(ref["edges"], finite, side="right"),
+        state["bins"] += np.bincount(np.searchsorted(arrays.edges, finite, side="right"),
                                      minlength=len(state["bins"]))
         # index j: the first grid point >= x, so the cumulative count up to j is #(x <= g_j)
-        state["grid"] += np.bincount(np.searchsorted(ref["grid"], finite, side="left"),
+        state["grid"] += np.bincount(np.searchsorted(arrays.grid, finite, side="left"),
                                      minlength=len(state["grid"]))
     return state
 
@@ -512,21 +756,24 @@ def _numeric_window(state: Mapping[str, Any], ref: Mapping[str, Any],
     n = state["n"]
     mean = state["sum"] / n if n else None
     sd = math.sqrt(max(state["sumsq"] / n - mean * mean, 0.0)) if n else None  # type: ignore[operator]
-    cdf = (np.cumsum(state["grid"])[:-1] / n).tolist() if n else []
+    cdf = np.cumsum(state["grid"])[:-1] / n if n else None
     return {"kind": "numeric", "field": feature.field, "summary": feature.summary, "n": n,
-            "missing": state["missing"], "counts": state["bins"].tolist(), "cdf": cdf,
-            "mean": mean, "sd": sd, "min": state["min"] if n else None,
-            "max": state["max"] if n else None,
+            "missing": state["missing"], "counts": state["bins"].tolist(),
+            "cdf": cdf.tolist() if cdf is not None else [], "mean": mean, "sd": sd,
+            "min": state["min"] if n else None, "max": state["max"] if n else None,
             "quantiles": _grid_quantiles(ref["grid"], cdf) if n else None}
 
 
-def _grid_quantiles(grid: Sequence[float], cdf: Sequence[float]) -> dict[str, float] | None:
+_QUANTILES = (("5", 0.05), ("25", 0.25), ("50", 0.5), ("75", 0.75), ("95", 0.95))
+
+
+def _grid_quantiles(grid: Sequence[float], cdf: Any) -> dict[str, float] | None:
     """Window quantiles read off the reference grid (to its resolution)."""
-    if not grid:
+    if not len(grid):
         return None
-    c = np.asarray(cdf)
-    return {k: float(grid[min(int(np.searchsorted(c, q)), len(grid) - 1)])
-            for k, q in (("5", 0.05), ("25", 0.25), ("50", 0.5), ("75", 0.75), ("95", 0.95))}
+    at = np.searchsorted(np.asarray(cdf), [q for _, q in _QUANTILES]).tolist()
+    return {k: float(grid[min(j, len(grid) - 1)]) for (k, _), j in zip(_QUANTILES, at,
+                                                                       strict=True)}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -560,7 +807,13 @@ def ks_p_value(d: float, n: int, m: int) -> float:
     lam = (en + 0.12 + 0.11 / en) * d
     if lam < 0.2:
         return 1.0
-    total = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    total, sign, rate = 0.0, 1.0, -2 * lam * lam
+    for k in range(1, 101):
+        term = math.exp(rate * k * k)
+        if term < total * 1e-17:  # below half an ulp of the sum: it and the rest change nothing
+            break
+        total += sign * term
+        sign = -sign
     return float(min(max(2 * total, 0.0), 1.0))
 
 
@@ -595,9 +848,9 @@ def jensen_shannon(p: Sequence[float], q: Sequence[float]) -> float:
     b = np.asarray(q, dtype=np.float64)
     a, b = a / a.sum(), b / b.sum()
     m = (a + b) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        div = 0.5 * np.nansum(np.where(a > 0, a * np.log2(a / m), 0.0)) + \
-            0.5 * np.nansum(np.where(b > 0, b * np.log2(b / m), 0.0))
+    at, bt = a > 0, b > 0  # where a > 0, m > 0 too: no division by zero, no NaN
+    div = 0.5 * float((a[at] * np.log2(a[at] / m[at])).sum()) + \
+        0.5 * float((b[bt] * np.log2(b[bt] / m[bt])).sum())
     return float(math.sqrt(max(div, 0.0)))
 
 
@@ -615,10 +868,18 @@ def numeric_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[s
         (True, True, True, 0.5)
 
     """
+    cdf = np.asarray(cur["cdf"], dtype=np.float64) if cur["n"] else None
+    return _numeric_statistics(_RefArrays(ref, "numeric"), ref, cur, cdf)
+
+
+def _numeric_statistics(arrays: _RefArrays, ref: Mapping[str, Any], cur: Mapping[str, Any],
+                        cdf: np.ndarray | None) -> dict[str, Any]:
     n, m = cur["n"], ref["n"]
-    psi_value = psi([*list(ref["counts"]), ref["missing"]], [*list(cur["counts"]), cur["missing"]])
-    d = float(np.max(np.abs(np.asarray(cur["cdf"]) - np.asarray(ref["cdf"])))) \
-        if n and ref["cdf"] else 0.0
+    c = np.asarray([*list(cur["counts"]), cur["missing"]], dtype=np.float64) + 0.5
+    c = c / c.sum()
+    r = arrays.psi_reference
+    psi_value = float(((c - r) * np.log(c / r)).sum())
+    d = float(np.max(np.abs(cdf - arrays.cdf))) if n and len(arrays.cdf) else 0.0
     p_ks = ks_p_value(d, n, m)
     n_all, m_all = n + cur["missing"], m + ref["missing"]
     p_missing = _proportion_p_value(cur["missing"], n_all, ref["missing"], m_all)
@@ -642,35 +903,43 @@ def categorical_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> di
         (0.71, 0.5, 0.5, ['z'])
 
     """
-    known = ref["counts"]
-    counts: Counter[str] = Counter()
+    return _categorical_statistics(_RefArrays(ref, "categorical"), ref, cur)
+
+
+def _categorical_statistics(arrays: _RefArrays, ref: Mapping[str, Any],
+                            cur: Mapping[str, Any]) -> dict[str, Any]:
+    known, capped = ref["counts"], ref["capped"]
+    counts: dict[str, int] = {}
+    other = 0
     unseen: Counter[str] = Counter()
     for value, c in cur["counts"].items():
         if value in known:
-            counts[value] += c
-        elif ref["capped"]:
-            counts[OTHER] += c
+            counts[value] = counts.get(value, 0) + c
+        elif capped:
+            other += c
         else:
             unseen[value] += c
-    names = [*list(known), OTHER, MISSING, UNSEEN]
-    r = np.array([known[k] for k in known] + [ref.get("other", 0), ref["missing"], 0],
+    if OTHER in counts:  # a real category spelled like the bucket of the rest
+        other += counts[OTHER]
+    n_unseen = int(sum(unseen.values()))
+    r = arrays.r
+    c = np.array([counts.get(k, 0) for k in known] + [other, cur["missing"], n_unseen],
                  dtype=np.float64)
-    c = np.array([counts.get(k, 0) for k in known] + [counts.get(OTHER, 0), cur["missing"],
-                                                      sum(unseen.values())], dtype=np.float64)
     total = c.sum()
-    if total == 0 or r.sum() == 0:
+    if total == 0 or arrays.r_total == 0:
         return {"js": 0.0, "linf": 0.0, "p_value": 1.0, "unseen": {
             "share": 0.0, "count": 0, "expected": 0.0, "values": []}}
-    rp, cp = r / r.sum(), c / total
+    rp, cp = arrays.rp, c / total
     used = (r > 0) | (c > 0)
-    smooth = (r + 0.5) / (r.sum() + 0.5 * used.sum())
+    n_used = int(used.sum())
+    smooth = (r + 0.5) / (arrays.r_total + 0.5 * n_used)
     expected = smooth[used] / smooth[used].sum() * total
     chi2 = float((((c[used] - expected) ** 2) / expected).sum())
-    linf_at = int(np.argmax(np.abs(cp - rp)))
-    n_unseen = int(sum(unseen.values()))
+    gap = np.abs(cp - rp)
+    linf_at = int(np.argmax(gap))
     seen_total = total - cur["missing"]
-    return {"js": jensen_shannon(rp, cp), "linf": float(abs(cp - rp)[linf_at]),
-            "linf_category": names[linf_at], "p_value": _chi2_p_value(chi2, int(used.sum()) - 1),
+    return {"js": jensen_shannon(rp, cp), "linf": float(gap[linf_at]),
+            "linf_category": arrays.names[linf_at], "p_value": _chi2_p_value(chi2, n_used - 1),
             "chi2": chi2,
             "unseen": {"share": float(n_unseen / seen_total) if seen_total else 0.0,
                        "count": n_unseen,

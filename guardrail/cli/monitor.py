@@ -14,10 +14,12 @@ EPILOG = """examples:
   guardrail monitor RUN_DIR --log /var/lib/model/predictions.sqlite --by week
   guardrail monitor RUN_DIR --records served.jsonl --window 500 --json
   guardrail monitor RUN_DIR --labels labels.jsonl --threshold psi_warning=0.3
+  guardrail monitor RUN_DIR --log big.sqlite --workers 4
 
 The reference is RUN_DIR/export/reference.json (`guardrail export RUN_DIR` writes it); the
 log defaults to RUN_DIR/serving/predictions.sqlite (what `guardrail serve` writes). Output:
-RUN_DIR/monitoring/<timestamp>/ with findings.jsonl, monitor.json and windows.jsonl.
+RUN_DIR/monitoring/<timestamp>/ with findings.jsonl, monitor.json, windows.jsonl and the page
+monitor.html.
 Exit code: 0 nothing found, 1 warnings, 2 errors (or bad input).
 """
 
@@ -42,6 +44,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="labels by row id: JSON lines {\"id\", \"label\"} or CSV id,label")
     parser.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                         help="change one of DriftThresholds (repeatable)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes parsing a log's records beside the one judging "
+                             "windows (default: 2 on a log of 50,000 rows or more, else 0)")
     parser.add_argument("--json", action="store_true", help="print monitor.json to stdout")
     parser.set_defaults(run=run)
     return parser
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     limits = DriftThresholds.coerce(assignments(args.threshold))
     result = monitor(args.run_dir, log=args.log, records=args.records,
                      window=args.window or DEFAULT_WINDOW, by=args.by, labels=args.labels,
-                     thresholds=limits)
+                     thresholds=limits, workers=args.workers)
     if args.json:
         print(json.dumps(json.loads((_folder(result) / "monitor.json").read_text()), indent=2))
         return result.exit_code

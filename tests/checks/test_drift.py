@@ -171,3 +171,64 @@ def test_performance_against_the_test_metric():
 def test_statistics_behave():
     assert psi([10, 10], [10, 10]) == 0 and psi([10, 10], [19, 1]) > psi([10, 10], [15, 5])
     assert ks_p_value(0.01, 300, 3000) == 1.0 and ks_p_value(0.2, 300, 3000) < 1e-6
+
+
+def test_window_statistics_match_a_direct_computation(reference):
+    """PSI, KS, moments, JS, L-infinity and unseen share of a window, chunked and encoded as
+    monitoring does, against the formulas applied to the window's raw values."""
+    from scipy.spatial.distance import jensenshannon
+
+    plan, ref, _, _ = reference
+    rng = random.Random(7)
+    window = [record(rng) for _ in range(400)]
+    for i, r in enumerate(window):
+        r["area"] *= 1.2
+        if i % 9 == 0:
+            r["area"] = None
+        if i % 13 == 0:
+            r["zone"] = ["Z", 5, True, None][i % 4]  # unseen, numbers and booleans, missing
+    acc = WindowAccumulator(plan, ref)
+    chunk = acc.encode(window[:250])
+    for start, stop in ((0, 7), (7, 180), (180, 250)):  # rows of a chunk, window by window
+        acc.add_encoded(chunk, start, stop)
+    acc.add(window[250:])
+    stats = acc.statistics()
+    profile = acc.profile()
+
+    area_ref = ref["features"]["area"]
+    x = np.array([np.nan if r["area"] is None else r["area"] for r in window])
+    finite = x[np.isfinite(x)]
+    bins = np.bincount(np.searchsorted(area_ref["edges"], finite, side="right"),
+                       minlength=len(area_ref["edges"]) + 1)
+    cur = np.append(bins, np.isnan(x).sum()) + 0.5
+    train = np.array([*area_ref["counts"], area_ref["missing"]]) + 0.5
+    cur, train = cur / cur.sum(), train / train.sum()
+    s = stats[("features", "area")]
+    assert s["psi"] == pytest.approx(float(((cur - train) * np.log(cur / train)).sum()))
+    window_cdf = [(finite <= g).mean() for g in area_ref["grid"]]
+    assert s["ks"] == pytest.approx(max(abs(a - b) for a, b in zip(window_cdf, area_ref["cdf"],
+                                                                    strict=True)))
+    assert s["shift_sd"] == pytest.approx((finite.mean() - area_ref["mean"]) / area_ref["sd"])
+    assert profile["features"]["area"]["sd"] == pytest.approx(finite.std())
+    assert profile["features"]["area"]["missing"] == int(np.isnan(x).sum())
+
+    zone_ref = ref["features"]["zone"]
+    values = [r["zone"] for r in window]
+    names = [*zone_ref["counts"], "<missing>", "<unseen>"]
+
+    def category(v):
+        return "<missing>" if v is None else ("true" if v is True else str(v)) \
+            if str(v) in zone_ref["counts"] else "<unseen>"
+
+    cur = np.array([sum(category(v) == k for v in values) for k in names], dtype=float)
+    train = np.array([*zone_ref["counts"].values(), zone_ref["missing"], 0], dtype=float)
+    s = stats[("features", "zone")]
+    assert s["js"] == pytest.approx(jensenshannon(train / train.sum(), cur / cur.sum(), base=2))
+    assert s["linf"] == pytest.approx(np.abs(cur / cur.sum() - train / train.sum()).max())
+    assert s["unseen"]["count"] == sum(v is not None and str(v) not in zone_ref["counts"]
+                                       for v in values)
+    assert sorted(s["unseen"]["values"]) == ["5", "Z", "true"]
+    assert profile["features"]["zone"]["counts"]["true"] == sum(v is True for v in values)
+
+    events = profile["features"]["events:type"]  # pooled over every record's events
+    assert events["n"] == sum(len(r["events"]) for r in window)
