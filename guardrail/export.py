@@ -359,7 +359,10 @@ def _test_performance(program: Any, pre: Any, records: list[Any],
 
     dataset = (getattr(datamodule, "datasets", None) or {}).get("test")
     tensors = getattr(dataset, "tensors", None)
-    if not tensors or len(tensors[-1]) != len(records) or tensors[-1].dim() != 1:
+    if not isinstance(tensors, tuple | list) or not tensors:
+        return None  # a dict of tensors (WEA's fields, REC's ranking rows) has no target column
+    if not isinstance(tensors[-1], torch.Tensor) or tensors[-1].dim() != 1 \
+            or len(tensors[-1]) != len(records):
         return None
     labels = tensors[-1].tolist()
     measured = performance_metric(list(zip(_predict(program, pre, records), labels,

@@ -209,10 +209,12 @@ def test_a_real_export_monitors_its_own_test_records(tmp_path, capsys):
 
     folder = tmp_path / "proj"
     folder.mkdir()
-    write_recipe("myproj", folder)
+    # A name of its own: the export below imports the package into this process, where a
+    # later `guardrail new myproj` in another test would find it already importable.
+    write_recipe("driftproj", folder)
     run_dir = folder / "outputs" / "first"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-m", "guardrail.train", "recipe=myproj",
+    subprocess.run([sys.executable, "-m", "guardrail.train", "recipe=driftproj",
                     f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
                     "trainer.max_epochs=1"], cwd=folder, env=env, check=True,
                    capture_output=True, timeout=600)

@@ -566,6 +566,8 @@ class WindowAccumulator:
     def _categorical_statistics(self, profile: Mapping[str, Any]
                                 ) -> dict[tuple[str, str], dict[str, Any]]:
         """:func:`categorical_statistics` of every categorical feature, as matrix operations."""
+        if not self._categorical:  # numeric fields only: nothing to count
+            return {}
         c = np.zeros_like(self._r)
         rows: list[tuple[int, int, Mapping[str, Any], Counter[str]]] = []
         for row, i in enumerate(self._categorical):
