@@ -106,6 +106,10 @@ class RetentionDataModule(RecipeDataModule):
         seed: Seed of the user split, the training shuffle and the generator.
         val_fraction: Fraction of users for validation.
         test_fraction: Fraction of users for test.
+        logged_days: Days of each user's first week that were logged (1-7; the rest of the
+            week is not sent): what one more day of logging buys.
+        logged_fraction: Share of the training users whose logs are kept (seeded; validation
+            and test unchanged): what share of users must be logged.
 
     Example:
         >>> dm = RetentionDataModule(source="synthetic", n_users=300, quasi_identifiers=False)
@@ -116,7 +120,8 @@ class RetentionDataModule(RecipeDataModule):
     def __init__(
         self, source: str = "cdnow", quasi_identifiers: bool = True, n_users: int = 20_000,
         batch_size: int = 256, num_workers: int = 0, seed: int = 42,
-        val_fraction: float = 0.15, test_fraction: float = 0.15,
+        val_fraction: float = 0.15, test_fraction: float = 0.15, logged_days: int = N_OBSERVED,
+        logged_fraction: float = 1.0,
     ) -> None:
         problems = []
         if source not in SOURCES:
@@ -130,6 +135,12 @@ class RetentionDataModule(RecipeDataModule):
             if not 0.0 < value < 0.5:
                 problems.append(f"`data.{key}` must be in (0, 0.5), got {value} "
                                 f"(e.g. `data.{key}=0.15`)")
+        if not (isinstance(logged_days, int) and 1 <= logged_days <= N_OBSERVED):
+            problems.append(f"`data.logged_days` must be a whole number of days in 1-{N_OBSERVED}, "
+                            f"got {logged_days!r} (e.g. `data.logged_days=3`)")
+        if not 0.0 < logged_fraction <= 1.0:
+            problems.append(f"`data.logged_fraction` must be in (0, 1], got {logged_fraction} "
+                            "(e.g. `data.logged_fraction=0.5`)")
         if problems:
             raise ConfigError("; ".join(problems) + ".")
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
@@ -142,12 +153,17 @@ class RetentionDataModule(RecipeDataModule):
         hp = self.hparams
         if hp.source == "cdnow":
             frame = load_cdnow()
-            cohort, records = cdnow_cohort(frame), cdnow_records(frame)
+            cohort, records = cdnow_cohort(frame), cdnow_records(frame, hp.logged_days)
         else:
             users, events = synthetic_app_events(hp.n_users, hp.seed)
             cohort = synthetic_cohort(users, events, hp.quasi_identifiers)
-            records = synthetic_records(users, events, hp.quasi_identifiers)
+            records = synthetic_records(users, events, hp.quasi_identifiers, hp.logged_days)
         self.split = split_users(cohort.user_ids, hp.seed, hp.val_fraction, hp.test_fraction)
+        if hp.logged_fraction < 1.0:  # the users whose logs were kept, seeded like the split
+            train = self.split["train"]
+            keep = np.random.default_rng(hp.seed + 1).permutation(len(train))
+            self.split["train"] = np.sort(train[keep[:max(1, round(hp.logged_fraction
+                                                                    * len(train)))]])
         for name, idx in self.split.items():
             if not cohort.label[idx].any():
                 raise DataError(f"data.source={hp.source}: the {name} split has no positive "
@@ -199,5 +215,6 @@ class RetentionDataModule(RecipeDataModule):
         test = self.split["test"]
         label = self.cohort.label[test]
         base_rate = float(self.cohort.label[self.split["train"]].mean())
-        return {"repeat_rule": repeat_rule(self.cohort.counts[test, :, 0], label),
+        logged = self.cohort.counts[test, :self.hparams.logged_days, 0]  # what the rule may see
+        return {"repeat_rule": repeat_rule(logged, label),
                 "base_rate": binary_scores(np.full(len(test), base_rate), label)}

@@ -57,8 +57,11 @@ PURCHASE_FIELDS = ("date", "number_of_cds", "dollar_value")  # CDNOW's own colum
 STATIC = ("install_weekday", *QUASI_IDENTIFIERS)  # synthetic static fields, in cohort order
 
 
-def cdnow_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def cdnow_records(frame: pd.DataFrame, days: int = N_OBSERVED) -> list[dict[str, Any]]:
     """Per customer, in cohort order (sorted ids): the purchases of days 0-6, in log order.
+
+    ``days`` < 7 keeps only the purchases of the first ``days`` days (what a shorter logging
+    window would have recorded).
 
     Example:
         >>> cdnow_records(pd.DataFrame({"customer_id": ["01", "01", "01"],
@@ -73,7 +76,7 @@ def cdnow_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     epoch_day = ((date - pd.Timestamp("1997-01-01")).dt.days).to_numpy()
     first_day = np.full(len(ids), np.iinfo(np.int64).max)
     np.minimum.at(first_day, user, epoch_day)
-    rows = np.flatnonzero(epoch_day - first_day[user] < N_OBSERVED)  # week 1 only: no label
+    rows = np.flatnonzero(epoch_day - first_day[user] < days)  # week 1 at most: no label
     rows = rows[np.argsort(user[rows], kind="stable")]  # by customer, log order kept
     columns = [frame[c].to_numpy()[rows].tolist() for c in PURCHASE_FIELDS]  # Python scalars
     purchases = [dict(zip(PURCHASE_FIELDS, values, strict=True))
@@ -82,9 +85,11 @@ def cdnow_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{"purchases": purchases[a:b]} for a, b in itertools.pairwise(starts)]
 
 
-def synthetic_records(users: pd.DataFrame, events: pd.DataFrame,
-                      quasi_identifiers: bool = True) -> list[dict[str, Any]]:
+def synthetic_records(users: pd.DataFrame, events: pd.DataFrame, quasi_identifiers: bool = True,
+                      days: int = N_OBSERVED) -> list[dict[str, Any]]:
     """Per user, in ``users`` order: static fields and the events of days 0-6 in time order.
+
+    ``days`` < 7 keeps only the events of the first ``days`` days.
 
     Without ``quasi_identifiers`` the records hold no gender, age band or city: what the
     privacy rule hid is not sent either.
@@ -94,7 +99,7 @@ def synthetic_records(users: pd.DataFrame, events: pd.DataFrame,
     if (user < 0).any():
         raise DataError(f"synthetic events: {int((user < 0).sum())} events have a user_id "
                         "that is not in the users table.")
-    rows = np.flatnonzero(events["day"].to_numpy() < N_OBSERVED)
+    rows = np.flatnonzero(events["day"].to_numpy() < days)
     rows = rows[np.argsort(user[rows], kind="stable")]
     logged = [{"day": d, "event": e} for d, e in zip(
         events["day"].to_numpy()[rows].tolist(),

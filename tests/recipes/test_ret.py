@@ -348,3 +348,46 @@ def test_app_run_exports_with_parity_and_prints_records(overrides, tmp_path, cap
                 if f["check"] == "data.contract"]  # held-out users fit the contract
     example = exported_with_parity(run, capsys)
     assert 0 < example["prediction"] < 1
+
+
+@pytest.mark.parametrize("source", ["cdnow", "synthetic"])
+def test_fewer_logged_days_send_and_see_only_those_days(source):
+    """`data.logged_days=2`: the records hold days 0-1 only, the inputs are those records
+    encoded, and the repeat rule sees day 1 alone; labels and the split are unchanged."""
+    full = RetentionDataModule(source=source, n_users=3000)
+    short = RetentionDataModule(source=source, n_users=3000, logged_days=2)
+    full.setup(), short.setup()
+    records = short.records("test")
+    if source == "cdnow":
+        first = [min(p["date"] for p in r["purchases"]) for r in records]
+        days = [(datetime.datetime.strptime(str(p["date"]), "%Y%m%d")
+                 - datetime.datetime.strptime(str(f), "%Y%m%d")).days
+                for r, f in zip(records, first, strict=True) for p in r["purchases"]]
+    else:
+        days = [e["day"] for r in records for e in r["events"]]
+    assert max(days) == 1 and len(records) == len(full.records("test"))
+    inputs = short.preprocessor().transform(records)
+    for got, want in zip(inputs, short.datasets["test"].tensors[:3], strict=True):
+        torch.testing.assert_close(got, want)
+    assert torch.equal(short.datasets["test"].tensors[-1], full.datasets["test"].tensors[-1])
+    rule = short.compute_baselines()["repeat_rule"]
+    assert rule["auroc"] < full.compute_baselines()["repeat_rule"]["auroc"]
+
+
+def test_a_logged_fraction_keeps_that_share_of_training_users_only():
+    full = RetentionDataModule(source="synthetic", n_users=2000)
+    half = RetentionDataModule(source="synthetic", n_users=2000, logged_fraction=0.5)
+    full.setup(), half.setup()
+    assert len(half.split["train"]) == round(0.5 * len(full.split["train"]))
+    assert set(half.split["train"]) <= set(full.split["train"])
+    for split in ("val", "test"):
+        assert np.array_equal(half.split[split], full.split[split])
+
+
+@pytest.mark.parametrize("kwargs, key", [({"logged_days": 0}, "data.logged_days"),
+                                         ({"logged_days": 8}, "data.logged_days"),
+                                         ({"logged_fraction": 0.0}, "data.logged_fraction"),
+                                         ({"logged_fraction": 1.5}, "data.logged_fraction")])
+def test_logging_knobs_out_of_range_are_refused(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        RetentionDataModule(source="synthetic", **kwargs)
