@@ -232,3 +232,21 @@ def test_window_statistics_match_a_direct_computation(reference):
 
     events = profile["features"]["events:type"]  # pooled over every record's events
     assert events["n"] == sum(len(r["events"]) for r in window)
+
+
+def test_a_contract_of_numeric_fields_only_is_judged():
+    """No categorical field at all (a user's all-numeric table): numeric statistics alone."""
+    contract = {"fields": {"x0": {"kind": "numeric"}, "x1": {"kind": "numeric"}}}
+    rng = np.random.default_rng(0)
+    train = [{"x0": float(a), "x1": float(b)} for a, b in rng.normal(size=(2000, 2))]
+    plan = feature_plan(contract)
+    ref = reference_profile(plan, train, [r["x0"] for r in train])
+    healthy, shifted = WindowAccumulator(plan, ref), WindowAccumulator(plan, ref)
+    healthy.add(train[:300], [r["x0"] for r in train[:300]])
+    moved = [{"x0": r["x0"] + 1.0, "x1": r["x1"]} for r in train[300:600]]
+    shifted.add(moved, [r["x0"] for r in moved])
+    assert not [f for f in drift_findings(ref, healthy.profile(), {"index": 0})
+                if f.check == "drift.feature"]
+    found = drift_findings(ref, shifted.profile(), {"index": 0})
+    assert ("drift.feature", "x0") in [(f.check, f.where) for f in found]
+    assert set(shifted.statistics()) >= {("features", "x0"), ("features", "x1")}
