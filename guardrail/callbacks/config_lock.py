@@ -14,6 +14,7 @@ from guardrail.checks.config_lock import (
     diff_settings,
     distributed_sampler_findings,
     lock_finding,
+    overrides_changing_settings,
     split_by_overrides,
 )
 from guardrail.distributed import on_rank_zero
@@ -122,7 +123,21 @@ class ConfigLock(GuardrailCallback):
         effective = run_settings(trainer, pl_module)
         config = self.config or {}
         lock = self._read_lock()
-        if lock is None:
+        changing = overrides_changing_settings(self.overrides, effective)
+        if lock is None and changing:
+            # This run's settings are the overrides', not the recipe's: a lock written from
+            # them would refuse the recipe's own next run (and lock an experiment in).
+            self.emit(trainer, Finding(
+                "config.lock_missing", Severity.INFO,
+                f"No config lock exists for '{self.lock_name}' at {self.path}, and this run's "
+                f"command-line overrides ({' '.join(changing)}) make its settings differ from "
+                "the recipe's, so none was written: this run is not checked against a lock.",
+                where=str(self.path), evidence={"lock_file": str(self.path),
+                                                "overrides": self.overrides},
+                hint=(f"Write the lock from the recipe itself with `{self.approve_command}` "
+                      "and commit it." if self.config is not None else "Run once without these "
+                      "overrides: that run writes the lock.")))
+        elif lock is None:
             if trainer.is_global_zero:
                 write_lock(self.path, self.lock_name, config, effective, dependency_versions())
             self.emit(trainer, Finding(

@@ -30,6 +30,7 @@ from guardrail.findings import Finding, Severity
 _MISSING = "<absent>"
 
 # Which effective settings an override of a top-level config key may change.
+_SAMPLER_KEYS = ("strategy", "devices", "num_nodes", "use_distributed_sampler")
 OVERRIDE_SCOPES: dict[str, tuple[str, ...]] = {
     "data": ("train_dataloader", "val_dataloader", "test_dataloader", "data_hparams.",
              "hparams."),
@@ -77,6 +78,33 @@ def _override_roots(overrides: Sequence[str]) -> set[str]:
         key = override.split("=", 1)[0].lstrip("+~")
         roots.add(key.split(".", 1)[0].split("@", 1)[0])
     return roots
+
+
+def overrides_changing_settings(overrides: Sequence[str],
+                                effective: Mapping[str, Any]) -> list[str]:
+    """The overrides that can make a run's effective settings differ from its recipe's.
+
+    Any override of ``data``, ``module``, ``model`` or ``seed`` (they reach the hparams, the
+    loaders and derived values); of ``trainer`` only a key the effective settings hold, or
+    one that decides the distributed sampler. A lock written from such a run would hold the
+    experiment, not the recipe.
+
+    Example:
+        >>> overrides_changing_settings(["data.train_fraction=0.25", "hydra.run.dir=x",
+        ...     "trainer.enable_progress_bar=false", "trainer.precision=16-mixed"],
+        ...     {"trainer.precision": "32-true"})
+        ['data.train_fraction=0.25', 'trainer.precision=16-mixed']
+
+    """
+    found = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        root, _, rest = key.partition(".")
+        root = root.split("@", 1)[0]
+        if root in ("data", "module", "model", "seed") or (root == "trainer" and (
+                key in effective or rest in _SAMPLER_KEYS)):
+            found.append(override)
+    return found
 
 
 def split_by_overrides(

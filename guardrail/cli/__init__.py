@@ -16,6 +16,7 @@ from guardrail.cli import (
     approve,
     diff,
     doctor,
+    estimate,
     export,
     ls,
     monitor,
@@ -29,7 +30,7 @@ from guardrail.errors import GuardrailError
 from guardrail.recipe import make_importable
 
 SUBCOMMANDS = (ls, new, diff, approve, report, records, export, serve, monitor, doctor,
-               score)
+               estimate, score)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  guardrail serve outputs/est/2026-01-01_12-00-00 --port 8000\n"
                "  guardrail monitor outputs/est/2026-01-01_12-00-00\n"
                "  guardrail doctor outputs/est/2026-01-01_12-00-00\n"
+               "  guardrail estimate recipe=bot --sweep data.train_fraction=0.125,0.25,0.5 "
+               "--target test/ap=0.8\n"
                "  guardrail score outputs/est/2026-01-01_12-00-00",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,7 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 usage or input error)."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    if "--" in argv:  # what follows goes to the runs a command starts (`estimate`)
+        at = argv.index("--")
+        argv, rest = argv[:at], argv[at + 1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if rest and not hasattr(args, "overrides"):
+        parser.error(f"`guardrail {args.command}` takes no overrides after `--`: "
+                     f"{' '.join(rest)}")
+    if hasattr(args, "overrides"):
+        args.overrides = rest
     make_importable([])  # the current folder: a recipe's `_target_`s import from it
     try:
         return int(args.run(args))

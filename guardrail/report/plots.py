@@ -202,6 +202,20 @@ def attribution_plots(folder: Path, result: dict[str, Any], arrays: dict[str, An
     return files
 
 
+def legend_svg(legend: list[tuple[str, str, str]], x: float, top: float) -> str:
+    """A plot's legend, one ``(colour, label, dash)`` line per row, from ``(x, top)``."""
+    from guardrail.report.text import escape
+
+    rows = []
+    for i, (colour, label, dash) in enumerate(legend):
+        ly = top + 14 + 20 * i
+        rows.append(f"<line x1='{x}' y1='{ly - 4}' x2='{x + 20}' y2='{ly - 4}' "
+                    f"stroke='{colour}' stroke-width='3'"
+                    f"{f' stroke-dasharray={chr(39)}{dash}{chr(39)}' if dash else ''}/><text "
+                    f"x='{x + 26}' y='{ly}' font-size='12'>{escape(label)}</text>")
+    return "".join(rows)
+
+
 def forecast_svg(effort: dict[str, Any], width: int = 900, height: int = 300) -> str:
     """The validation curve, the forecast's median and interval band, the target, as SVG.
 
@@ -280,12 +294,7 @@ def forecast_svg(effort: dict[str, Any], width: int = 900, height: int = 300) ->
         parts.append(f"<line x1='{fx(planned):.1f}' y1='{top}' x2='{fx(planned):.1f}' "
                      f"y2='{top + plot_h}' stroke='#8c959f' stroke-dasharray='2 3'/>")
         legend.append(("#8c959f", "planned last epoch", "2 3"))
-    for i, (colour, label, dash) in enumerate(legend):
-        ly = top + 14 + 20 * i
-        parts.append(f"<line x1='{left + plot_w + 14}' y1='{ly - 4}' x2='{left + plot_w + 34}' "
-                     f"y2='{ly - 4}' stroke='{colour}' stroke-width='3'"
-                     f"{f' stroke-dasharray={chr(39)}{dash}{chr(39)}' if dash else ''}/><text "
-                     f"x='{left + plot_w + 40}' y='{ly}' font-size='12'>{escape(label)}</text>")
+    parts.append(legend_svg(legend, left + plot_w + 14, top))
     parts.append(f"<text x='{left + plot_w / 2:.1f}' y='{height - 8}' font-size='13' "
                  "text-anchor='middle'>epoch</text>"
                  f"<text transform='translate(16 {top + plot_h / 2:.1f}) rotate(-90)' "

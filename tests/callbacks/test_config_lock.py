@@ -45,6 +45,22 @@ def test_first_run_writes_a_readable_lock(tmp_path):
     assert written["effective"]["data_hparams.batch_size"] == 8
 
 
+def test_a_first_run_with_overrides_writes_no_lock_but_says_how(tmp_path):
+    """The overrides' settings are an experiment's: a lock from them would refuse the
+    recipe's own next run. An override no locked setting sees writes the lock as usual."""
+    lock = ConfigLock(lock_dir=tmp_path, name="demo")
+    lock.overrides = ["data.batch_size=4", "trainer.enable_progress_bar=false"]
+    fit(lock, Data(batch_size=4))
+    assert [f.check for f in lock.findings] == ["config.lock_missing"]
+    assert "data.batch_size=4" in lock.findings[0].message
+    assert "Run once without these overrides" in lock.findings[0].hint  # no recipe to approve
+    assert not (tmp_path / "demo.lock.yaml").exists()
+    harmless = ConfigLock(lock_dir=tmp_path, name="demo")
+    harmless.overrides = ["trainer.enable_progress_bar=false"]
+    fit(harmless)
+    assert [f.check for f in harmless.findings] == ["config.lock_created"]
+
+
 def test_unchanged_run_is_silent(tmp_path):
     fit(ConfigLock(lock_dir=tmp_path, name="demo"))
     lock = ConfigLock(lock_dir=tmp_path, name="demo")
