@@ -200,11 +200,24 @@ def whole_run(kind: str, steps: int, guarded: bool) -> dict[str, float]:
 
 
 def calibrate(kind: str, seconds: float, probe_steps: int = 60) -> int:
-    """Steps that make a plain run of ``kind`` last about ``seconds``."""
-    short = whole_run(kind, probe_steps // 2, False)["wall"]
-    longer = whole_run(kind, probe_steps, False)["wall"]
-    per_step = max((longer - short) / (probe_steps - probe_steps // 2), 1e-4)
-    return max(probe_steps, round((seconds - (short - per_step * probe_steps // 2)) / per_step))
+    """Steps that make a plain run of ``kind`` last about ``seconds``.
+
+    Two short probes give a first per-step time; a third run of about a tenth of ``seconds``
+    refines it (a step's time drifts as the run goes on, so a 60-step probe alone made a
+    10-minute target a 7-minute run).
+    """
+    def steps_for(target: float, base: tuple[int, float], per_step: float) -> int:
+        return max(probe_steps, round(base[0] + (target - base[1]) / per_step))
+
+    short = (probe_steps // 2, whole_run(kind, probe_steps // 2, False)["wall"])
+    longer = (probe_steps, whole_run(kind, probe_steps, False)["wall"])
+    per_step = max((longer[1] - short[1]) / (longer[0] - short[0]), 1e-4)
+    if seconds >= 20 * longer[1]:
+        steps = steps_for(seconds / 10, longer, per_step)
+        tenth = (steps, whole_run(kind, steps, False)["wall"])
+        per_step = max((tenth[1] - short[1]) / (tenth[0] - short[0]), 1e-4)
+        longer = tenth
+    return steps_for(seconds, longer, per_step)
 
 
 def whole_runs(kinds: list[str], durations: list[float], pairs: int) -> None:

@@ -11,7 +11,9 @@ request's latency; throughput is records answered per second. The same records a
 in-process through the exported program alone (preprocessor and program, no HTTP, no
 checks), and the contract check and the prediction log's enqueue are timed in-process on the
 same records: their share of the median request time is what checking and logging cost.
-Prints a markdown table.
+Then ``--clients`` clients (threads, each with its own connection) send the same requests at
+once, split between them: records answered per second over the wall time, and the latency
+each request saw. Prints two markdown tables.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -87,6 +90,19 @@ def served(url: str, batches: list[list[dict]], warmup: int = 20) -> list[float]
     return times
 
 
+def concurrently(url: str, batches: list[list[dict]], clients: int) -> tuple[list[float], float]:
+    """Latency (s) of each request and the wall time, ``clients`` clients sending at once."""
+    def client_run(share: list[list[dict]]) -> list[float]:
+        return served(url, share, warmup=0)
+
+    shares = [batches[k::clients] for k in range(clients)]
+    served(url, batches[:20], warmup=0)  # warm the server up first
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        times = [t for part in pool.map(client_run, shares) for t in part]
+    return times, time.perf_counter() - start
+
+
 def in_process(model: ServedModel, batches: list[list[dict]]) -> dict[str, list[float]]:
     """Seconds per request of the program alone, of the contract check, of the log's enqueue."""
     out: dict[str, list[float]] = {"program": [], "pipeline": [], "check": [], "log": []}
@@ -118,7 +134,9 @@ def main() -> None:
     parser.add_argument("--run-dir", nargs="*", default=[], type=Path,
                         help="existing run directories (exported), one per recipe, in order")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     args = parser.parse_args()
+    together: list[str] = []
     print("| recipe | records per request | p50 | p99 | records/s (served) | program in-process "
           "(p50) | preprocess + program (p50) | contract check + log enqueue, share of p50 |")
     print("|---|---|---|---|---|---|---|---|")
@@ -144,9 +162,18 @@ def main() -> None:
                           f"| {statistics.median(local['program']) * 1e3:.3f} ms "
                           f"| {statistics.median(local['pipeline']) * 1e3:.3f} ms "
                           f"| {overhead * 1e3:.3f} ms ({overhead / p50:.1%}) |", flush=True)
+                    latency, wall = concurrently(url, batches, args.clients)
+                    together.append(
+                        f"| {recipe.upper()} | {size} | {args.clients} "
+                        f"| {size * len(latency) / wall:,.0f} "
+                        f"| {statistics.median(latency) * 1e3:.2f} ms "
+                        f"| {percentile(latency, 0.99) * 1e3:.2f} ms |")
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(30)
+    print("\n| recipe | records per request | clients at once | records/s | p50 | p99 |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(together))
 
 
 if __name__ == "__main__":
