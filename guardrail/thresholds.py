@@ -147,11 +147,12 @@ def all_thresholds() -> list[type[Thresholds]]:
     from guardrail.checks.loss import LossThresholds
     from guardrail.checks.resolution import ResolutionThresholds
     from guardrail.checks.resources import ResourceThresholds
+    from guardrail.privacy.audit import MembershipThresholds
 
     return [ResolutionThresholds, ActivationThresholds, GradientThresholds, LossThresholds,
             DataThresholds, ContractThresholds, BaselineThresholds, ResourceThresholds,
             AttributionThresholds, EffortThresholds, DriftThresholds, DependencyThresholds,
-            FeedbackThresholds]
+            FeedbackThresholds, MembershipThresholds]
 
 
 def assignments(items: list[str]) -> dict[str, float]:

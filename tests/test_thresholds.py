@@ -24,6 +24,7 @@ YAML_BLOCK = {  # thresholds class -> its callback's block in configs/guardrails
     "BaselineThresholds": "baseline_check", "ResourceThresholds": "resources",
     "DataThresholds": "data_probe", "AttributionThresholds": "attribution",
     "ContractThresholds": "data_contract", "EffortThresholds": "effort",
+    "MembershipThresholds": "privacy",
 }
 COMMAND_FLAG = {  # thresholds of a command, not a training callback -> the command
     "DriftThresholds": "monitor", "DependencyThresholds": "doctor",

@@ -1,0 +1,1 @@
+"""Privacy guardrails: personal data in records, re-identification risk, pseudonyms, audits."""
