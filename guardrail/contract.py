@@ -62,7 +62,8 @@ _ABSENT = object()  # a key the record does not have (distinct from a JSON null)
 
 def infer_contract(records: Sequence[Record], kinds: Mapping[str, str] | None = None, *,
                    lengths: Mapping[str, tuple[int | None, int | None]] | None = None,
-                   max_vocabulary: int = MAX_VOCABULARY) -> dict[str, Any]:
+                   max_vocabulary: int = MAX_VOCABULARY,
+                   private: Sequence[str] = ()) -> dict[str, Any]:
     """The contract of the training records: ``{"version": 1, "records": n, "fields": {...}}``.
 
     Args:
@@ -78,6 +79,10 @@ def infer_contract(records: Sequence[Record], kinds: Mapping[str, str] | None = 
             sequences) with no upper bound.
         max_vocabulary: Most frequent values kept per categorical or id field; a field with
             more distinct values says ``"capped": true``.
+        private: Fields (and everything nested in them) whose values hold personal data
+            (direct identifiers, free text with e-mail addresses): the contract keeps their
+            kind, type and counts but no value (``"private": true``, no vocabulary), so that
+            the contract, the checkpoint and findings about them never show one.
 
     Returns:
         The contract; per field: ``kind``, ``dtype``, ``count`` (values present and not null),
@@ -103,7 +108,7 @@ def infer_contract(records: Sequence[Record], kinds: Mapping[str, str] | None = 
     if unknown:
         raise ConfigError(f"Unknown kind(s) {unknown} in `kinds`; valid kinds: "
                           f"{', '.join(KINDS)}.")
-    context = _Context(declared, dict(lengths or {}), int(max_vocabulary))
+    context = _Context(declared, dict(lengths or {}), int(max_vocabulary), tuple(private))
     fields = _infer_object(list(records), "", context)
     never = sorted(set(declared) - context.used)
     if never:
@@ -116,9 +121,14 @@ def infer_contract(records: Sequence[Record], kinds: Mapping[str, str] | None = 
 class _Context:
     """What every level of the recursive inference shares."""
 
-    def __init__(self, kinds: dict[str, str], lengths: dict[str, Any], cap: int) -> None:
+    def __init__(self, kinds: dict[str, str], lengths: dict[str, Any], cap: int,
+                 private: tuple[str, ...] = ()) -> None:
         self.kinds, self.lengths, self.cap = kinds, lengths, cap
+        self.private = private
         self.used: set[str] = set()
+
+    def is_private(self, path: str) -> bool:
+        return any(path == p or path.startswith((f"{p}.", f"{p}[]")) for p in self.private)
 
 
 def _infer_object(items: list[Mapping[str, Any]], prefix: str,
@@ -144,6 +154,8 @@ def _infer_field(values: list[Any], path: str, context: _Context) -> dict[str, A
     spec["kind"] = kind
     if kind == "numeric":
         spec.update(_numeric(present, path))
+    elif kind in ("categorical", "id") and context.is_private(path):
+        spec.update(_vocabulary(present, path, 0), private=True)  # counts, never a value
     elif kind in ("categorical", "id"):
         spec.update(_vocabulary(present, path, context.cap))
     elif kind == "grid":

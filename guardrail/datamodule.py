@@ -88,6 +88,7 @@ class RecipeDataModule(pl.LightningDataModule):
     ``records(split)``            ``None``: no raw records (the model serves tensors)
     ``preprocessor()``            ``None``: no raw-record preprocessing
     ``record_inputs(split)``      ``None``: ``datasets[split]`` holds the records' inputs
+    ``privacy_roles()``           ``{}``: no field of the records is declared personal
     ============================  ===============================================================
 
     A datamodule whose inputs come from raw records (what a client will send: a JSON object
@@ -192,6 +193,15 @@ class RecipeDataModule(pl.LightningDataModule):
         here, so that the export's parity test compares like with like.
         """
         return None
+
+    def privacy_roles(self) -> dict[str, Any]:
+        """What the records' fields are to privacy, for :class:`~guardrail.callbacks.PrivacyGuard`.
+
+        Keys (each optional): ``direct_identifiers``, ``quasi_identifiers``, ``sensitive``
+        (lists of record fields) and ``hierarchies`` (per quasi-identifier, values mapped to
+        coarser ones). The ``privacy.*`` config adds to them.
+        """
+        return {}
 
     # -------------------------------------------------------------------- what the base does
     def state_dict(self) -> dict[str, Any]:

@@ -72,6 +72,8 @@ def sampler_kind(loader: DataLoader) -> tuple[str, bool | None]:
     inner = getattr(batch_sampler, "sampler", None)
     if batch_sampler is not None and inner is not None and inner is not sampler:
         sampler = inner  # a custom batch sampler wrapping its own sampler
+    elif batch_sampler is not None and hasattr(batch_sampler, "sample_rate"):
+        return type(batch_sampler).__name__, True  # Poisson sampling (DP-SGD): random batches
     if isinstance(sampler, DistributedSampler):
         return type(sampler).__name__, bool(sampler.shuffle)
     if isinstance(sampler, RandomSampler):

@@ -92,7 +92,8 @@ FAMILIES = {"ConfigLock": "config", "RunManifest": "manifest", "DeterminismGuard
             "ArchitectureCheck": "probe", "DataProbe": "data", "DataContract": "contract",
             "ActivationProbe": "probe", "GradientProbe": "grad", "LossProbe": "loss",
             "BaselineCheck": "baseline", "ResourceMonitor": "resources",
-            "AttributionReport": "attribution", "EffortEstimator": "effort"}
+            "AttributionReport": "attribution", "EffortEstimator": "effort",
+            "PrivacyGuard": "privacy"}
 CONFIG = ".hydra/config.yaml"
 MONITOR_CMD = ("guardrail records RUN_DIR --split test > served.jsonl; guardrail monitor RUN_DIR "
                "--records served.jsonl --labels labels.jsonl")
@@ -115,7 +116,8 @@ def empty_evidence(run_dir: str) -> Evidence:
     return {"run_dir": run_dir, "files": [], "recipe": None, "policy": None, "guardrails": {},
             "findings": [], "metrics": {}, "manifest": None, "report": None, "contract": None,
             "attribution": None, "lock": None, "export": None, "serving": None,
-            "monitoring": [], "doctor": [], "sweep": None, "rollback_targets": []}
+            "monitoring": [], "doctor": [], "sweep": None, "rollback_targets": [],
+            "privacy": None}
 
 
 def is_run_dir(run_dir: str | Path) -> bool:
@@ -187,6 +189,12 @@ def gather_evidence(run_dir: str | Path) -> Evidence:
             "features": len(attribution.get("features") or []),
             "permutation": bool((attribution.get("methods") or {}).get("permutation")),
             "sanity": attribution.get("sanity") or None}
+    privacy = load("privacy.json")
+    if privacy is not None:
+        ev["privacy"] = {"scan": bool(privacy.get("scan")),
+                         "anonymity": bool(privacy.get("anonymity")),
+                         "audit": bool(privacy.get("audit")),
+                         "epsilon": (privacy.get("dp") or {}).get("epsilon")}
     ev["lock"] = _lock(folder, cfg, ev, files)
     export = load("export/export.json")
     if export is not None:
@@ -516,7 +524,28 @@ def _d4_meta(v: _View) -> dict[str, Any]:
 
 
 def _d5_privacy(v: _View) -> dict[str, Any]:
-    return _cannot("guardrail records no privacy controls of the data pipeline")
+    privacy = v["privacy"]
+    if not (v.on("PrivacyGuard") and privacy and privacy["scan"]):
+        return _none(v.off_note("PrivacyGuard", "a personal-data scan") if not privacy
+                     else "The training records were not scanned for personal data.",
+                     "Train with the PrivacyGuard guardrail on (guardrails=default) on a "
+                     "datamodule with records(split).")
+    controls = ["a personal-data scan of the training records"]
+    evidence = [v.cite_on("PrivacyGuard"), _cite("privacy.json", "scan")]
+    for key, what in (("anonymity", "k-anonymity over the declared quasi-identifiers"),
+                      ("audit", "a membership-inference audit")):
+        if privacy[key]:
+            controls.append(what)
+            evidence.append(_cite("privacy.json", key))
+    if privacy["epsilon"] is not None:
+        controls.append(f"DP-SGD training (epsilon {privacy['epsilon']:.2f})")
+        evidence.append(_cite("privacy.json", "dp.epsilon"))
+    full = len(controls) > 1
+    return {"score": 1.0 if full else 0.5,
+            "why": f"Every run applies {', '.join(controls)}.", "evidence": evidence,
+            **({} if full else {"to_earn": "Declare the quasi-identifiers "
+                                "(privacy.quasi_identifiers) or audit the model (privacy=audit) "
+                                "so that re-identification risk is measured too."})}
 
 
 def _d6_new_features(v: _View) -> dict[str, Any]:

@@ -184,8 +184,22 @@ def test_once_is_half_repeated_is_one(runs):
 
 def test_unjudgeable_items_say_so():
     items = {i["id"]: i for i in judge(empty_evidence("RUN"))["items"]}
-    for key in ("Data 3", "Data 5", "Data 6", "Model 6", "Model 7"):
+    for key in ("Data 3", "Data 6", "Model 6", "Model 7"):
         assert not items[key]["judged"] and "Cannot be judged" in items[key]["why"]
+
+
+def test_privacy_controls_earn_points_by_what_ran():
+    ev = empty_evidence("RUN")
+    assert next(i for i in judge(ev)["items"] if i["id"] == "Data 5")["score"] == 0
+    ev["guardrails"]["PrivacyGuard"] = {"key": "guardrails.callbacks.privacy"}
+    ev["files"] = [".hydra/config.yaml", "privacy.json"]  # a point needs its files
+    ev["privacy"] = {"scan": True, "anonymity": False, "audit": False, "epsilon": None}
+    assert next(i for i in judge(ev)["items"] if i["id"] == "Data 5")["score"] == 0.5
+    ev["privacy"]["epsilon"] = 3.99
+    item = next(i for i in judge(ev)["items"] if i["id"] == "Data 5")
+    assert item["score"] == 1.0 and "epsilon 3.99" in item["why"]
+    ev["findings"] = [{"check": "privacy.skipped", "severity": "info", "message": "no records"}]
+    assert next(i for i in judge(ev)["items"] if i["id"] == "Data 5")["score"] == 0
 
 
 def test_gather_reads_plain_data(runs):

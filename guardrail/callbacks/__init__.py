@@ -20,9 +20,11 @@ from guardrail.callbacks.config_lock import ConfigLock
 from guardrail.callbacks.data_contract import DataContract
 from guardrail.callbacks.data_probe import DataProbe
 from guardrail.callbacks.determinism_guard import DeterminismGuard
+from guardrail.callbacks.differential_privacy import DifferentialPrivacy
 from guardrail.callbacks.effort_estimator import EffortEstimator
 from guardrail.callbacks.gradient_probe import GradientProbe
 from guardrail.callbacks.loss_probe import LossProbe
+from guardrail.callbacks.privacy_guard import PrivacyGuard
 from guardrail.callbacks.progress import ProgressLog
 from guardrail.callbacks.resource_monitor import ResourceMonitor
 from guardrail.callbacks.run_manifest import RunManifest
@@ -37,10 +39,12 @@ __all__ = [
     "DataContract",
     "DataProbe",
     "DeterminismGuard",
+    "DifferentialPrivacy",
     "EffortEstimator",
     "GradientProbe",
     "GuardrailCallback",
     "LossProbe",
+    "PrivacyGuard",
     "ProgressLog",
     "ResourceMonitor",
     "RunManifest",
@@ -61,12 +65,12 @@ def default_callbacks(policy: Policy = "record") -> list[Callback]:
 
     Example:
         >>> [type(cb).__name__ for cb in default_callbacks()]  # doctest: +NORMALIZE_WHITESPACE
-        ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'DataContract',
-         'ActivationProbe', 'GradientProbe', 'LossProbe', 'BaselineCheck', 'AttributionReport',
-         'ResourceMonitor', 'EffortEstimator', 'RunReport']
+        ['RunManifest', 'DeterminismGuard', 'ArchitectureCheck', 'DataProbe', 'PrivacyGuard',
+         'DataContract', 'ActivationProbe', 'GradientProbe', 'LossProbe', 'BaselineCheck',
+         'AttributionReport', 'ResourceMonitor', 'EffortEstimator', 'RunReport']
     """
     return [RunManifest(), DeterminismGuard(policy=policy), ArchitectureCheck(policy=policy),
-            DataProbe(policy=policy), DataContract(policy=policy),
+            DataProbe(policy=policy), PrivacyGuard(policy=policy), DataContract(policy=policy),
             ActivationProbe(policy=policy),
             GradientProbe(policy=policy), LossProbe(policy=policy),
             BaselineCheck(policy=policy), AttributionReport(policy=policy), ResourceMonitor(),

@@ -49,6 +49,10 @@ class DataContract(GuardrailCallback):
         thresholds: :class:`~guardrail.checks.contract.ContractThresholds`, or a mapping of
             the fields to change.
         seed: Seed of the sample taken from a split larger than ``samples``.
+        private_fields: Fields whose values the contract must not keep (see
+            :func:`~guardrail.contract.infer_contract`); the datamodule's declared direct
+            identifiers and the fields :class:`~guardrail.callbacks.PrivacyGuard` found
+            personal data in are added.
         policy: ``record`` or ``strict``.
 
     Example:
@@ -66,13 +70,15 @@ class DataContract(GuardrailCallback):
     state_fields = ("contract",)
 
     def __init__(self, dirpath: str | Path | None = None, samples: int = 50_000,
-                 thresholds: Any = None, seed: int = 0, policy: Policy = "record") -> None:
+                 thresholds: Any = None, seed: int = 0, private_fields: Sequence[str] = (),
+                 policy: Policy = "record") -> None:
         super().__init__(policy)
         from guardrail.checks.contract import ContractThresholds
 
         self.require(("samples", samples, isinstance(samples, int) and samples >= 2, ">= 2"))
         self.dirpath = Path(dirpath) if dirpath is not None else None
         self.samples, self.seed = samples, seed
+        self.private_fields = list(private_fields)
         self.thresholds = ContractThresholds.coerce(thresholds)
         self.contract: dict[str, Any] | None = None
         self.files: dict[str, str] = {}
@@ -109,7 +115,8 @@ class DataContract(GuardrailCallback):
             return self._from_tensors(trainer, pl_module)
         pre = _declared_preprocessor(datamodule) or _declared_preprocessor(pl_module)
         kinds = pre.fields() if pre is not None else None
-        contract = infer_contract(self._sample(records), kinds=kinds)
+        contract = infer_contract(self._sample(records), kinds=kinds,
+                                  private=self._private(trainer))
         if pre is not None:
             declare_vocabulary(contract, pre.vocabularies())
         contract["sampled"] = {"train": min(len(records), self.samples), "of": len(records),
@@ -121,6 +128,16 @@ class DataContract(GuardrailCallback):
                 findings += contract_findings(contract, self._sample(held_out), split,
                                               self.thresholds)
         return contract, findings, pre
+
+    def _private(self, trainer: Trainer) -> list[str]:
+        """Fields holding personal data: these, the declared identifiers, what was found."""
+        from guardrail.callbacks.privacy_guard import PrivacyGuard
+
+        declared = getattr(getattr(trainer, "datamodule", None), "privacy_roles", None)
+        roles = declared() if callable(declared) else {}
+        found = [f for c in trainer.callbacks if isinstance(c, PrivacyGuard)  # type: ignore[attr-defined]
+                 for f in c.private_fields()]
+        return sorted({*self.private_fields, *roles.get("direct_identifiers", ()), *found})
 
     def _from_tensors(self, trainer: Trainer, pl_module: LightningModule) -> tuple[
             dict[str, Any] | None, list[Finding], Preprocessor | None]:

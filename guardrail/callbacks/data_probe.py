@@ -115,8 +115,8 @@ class DataProbe(GuardrailCallback):
         names = getattr(pl_module, "feature_names", None)
         for i, first in enumerate(batches[0]):
             where = f"input {i}"
-            if not isinstance(first, Tensor):
-                continue
+            if not isinstance(first, Tensor) or first.numel() == 0:
+                continue  # e.g. a block of numeric features the data happens not to have
             if not torch.is_floating_point(first):
                 self.emit(trainer, Finding(
                     "data.skipped", Severity.INFO,

@@ -68,16 +68,16 @@ class RunReport(Callback):
         self.write(trainer, "running", gather=False)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """One learning-curve row: the epoch's train and validation metrics."""
+        """One learning-curve row: the epoch's train and validation metrics (and DP's ε)."""
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for split, values in _split_metrics(trainer.callback_metrics).items():
-            if split in ("train", "val"):
+            if split in ("train", "val", "privacy"):
                 row.update({f"{split}/{k}": v for k, v in values.items()})
         self.history.append(row)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Train and validation metrics; status ``completed`` (or ``interrupted``)."""
-        self._update_metrics(trainer, ("train", "val"))
+        self._update_metrics(trainer, ("train", "val", "privacy"))
         self.write(trainer, "interrupted" if trainer.interrupted else "completed")
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,8 @@ OVERRIDE_SCOPES: dict[str, tuple[str, ...]] = {
              "hparams."),
     "module": ("optimizer", "hparams."),
     "model": ("hparams.",),
+    # DP-SGD (`privacy.dp=true`) samples the training data (Poisson) and wraps the optimiser.
+    "privacy": ("train_dataloader", "optimizer"),
     # Recipes pass the global seed on (`data.seed: ${seed}`): a `seed=N` run is an experiment.
     "seed": ("data_hparams.seed", "hparams.seed"),
     "trainer": ("trainer.", "train_dataloader.sampler", "train_dataloader.shuffle",
@@ -66,10 +69,25 @@ class Change:
 
 
 def diff_settings(locked: Mapping[str, Any], current: Mapping[str, Any], kind: str) -> list[Change]:
-    """Every key whose value differs between two flat settings maps, sorted by key."""
+    """Every key whose value differs between two flat settings maps, sorted by key.
+
+    Floats equal to 1e-9 relative are the same: a statistic of the data (WEA's ``field_std``)
+    moves in its last digit with the number of threads that summed it.
+
+    Example:
+        >>> diff_settings({"std": 1.441845017518252}, {"std": 1.4418450175182522}, "effective")
+        []
+
+    """
     keys = sorted(set(locked) | set(current))
     return [Change(k, locked.get(k, _MISSING), current.get(k, _MISSING), kind)
-            for k in keys if locked.get(k, _MISSING) != current.get(k, _MISSING)]
+            for k in keys if not _same(locked.get(k, _MISSING), current.get(k, _MISSING))]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-9) or a == b
+    return bool(a == b)
 
 
 def _override_roots(overrides: Sequence[str]) -> set[str]:

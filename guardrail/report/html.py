@@ -24,6 +24,7 @@ from guardrail.report.sections import (
     attribution_section,
     effort_section,
     manifest_section,
+    privacy_section,
     read_json,
     resources_section,
     sanity_sentence,
@@ -340,6 +341,7 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
     )
     curve = learning_curve_svg(report.get("history") or [])
     effort = effort_section(read_json(folder / EFFORT_FILE)) if folder else ""
+    privacy = privacy_section(read_json(folder / "privacy.json")) if folder else ""
     scored = read_json(folder / SCORE_FILE) if folder else None
     score = score_section(scored) if scored else ""
     return f"""<!DOCTYPE html>
@@ -357,6 +359,7 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
 {f'<section id="resources"><h2>Resources</h2>{resources}</section>' if resources else ''}
 {f'<section id="effort"><h2>When will it be good enough?</h2>{effort}</section>'
  if effort else ''}
+{f'<section id="privacy"><h2>Privacy</h2>{privacy}</section>' if privacy else ''}
 {f'<section id="score"><h2>ML Test Score</h2>{score}</section>' if score else ''}
 <section id="run"><h2>Run</h2><table>{run_rows}</table>
 {f'<h3>What pins this result</h3>{pinned}' if pinned else ''}</section>
