@@ -29,6 +29,7 @@ from guardrail.datamodule import (
     loader_problems,
 )
 from guardrail.errors import ConfigError, DataError
+from guardrail.privacy.pseudonym import pseudonymiser
 from guardrail.recipes.ret.cohort import (
     N_OBSERVED,
     Cohort,
@@ -36,7 +37,7 @@ from guardrail.recipes.ret.cohort import (
     load_cdnow,
     synthetic_cohort,
 )
-from guardrail.recipes.ret.generator import synthetic_app_events
+from guardrail.recipes.ret.generator import QUASI_IDENTIFIERS, support_notes, synthetic_app_events
 from guardrail.recipes.ret.preprocess import (
     RetentionPreprocessor,
     cdnow_records,
@@ -49,6 +50,10 @@ from guardrail.recipes.scoring import binary_scores, negatives_per_positive
 __all__ = ["SOURCES", "RetentionDataModule", "encode", "encoded", "repeat_rule", "split_users"]
 
 SOURCES = ("cdnow", "synthetic")
+#: The synthetic cities' regions: the generalisation of ``city`` the privacy check tries.
+REGIONS = {"Stockholm": "Svealand", "Uppsala": "Svealand", "Vasteras": "Svealand",
+           "Orebro": "Svealand", "Gothenburg": "Gotaland", "Malmo": "Gotaland",
+           "Linkoping": "Gotaland", "Umea": "Norrland"}
 
 
 def split_users(user_ids: np.ndarray, seed: int, val_fraction: float,
@@ -110,6 +115,12 @@ class RetentionDataModule(RecipeDataModule):
             week is not sent): what one more day of logging buys.
         logged_fraction: Share of the training users whose logs are kept (seeded; validation
             and test unchanged): what share of users must be logged.
+        support_notes: Synthetic only: records carry ``note``, the free text each user sent
+            to support (:func:`~guardrail.recipes.ret.generator.support_notes`; 5% hold an
+            e-mail address or a phone number). The model does not read it.
+        pseudonymise: ``off``, ``key`` or ``random``: user ids replaced by keyed pseudonyms
+            (:func:`guardrail.privacy.pseudonymiser`) as soon as they are loaded.
+        key_file: The pseudonym key's file (``key`` mode; else ``GUARDRAIL_PSEUDONYM_KEY``).
 
     Example:
         >>> dm = RetentionDataModule(source="synthetic", n_users=300, quasi_identifiers=False)
@@ -121,7 +132,8 @@ class RetentionDataModule(RecipeDataModule):
         self, source: str = "cdnow", quasi_identifiers: bool = True, n_users: int = 20_000,
         batch_size: int = 256, num_workers: int = 0, seed: int = 42,
         val_fraction: float = 0.15, test_fraction: float = 0.15, logged_days: int = N_OBSERVED,
-        logged_fraction: float = 1.0,
+        logged_fraction: float = 1.0, support_notes: bool = False, pseudonymise: str = "off",
+        key_file: str | None = None,
     ) -> None:
         problems = []
         if source not in SOURCES:
@@ -141,8 +153,12 @@ class RetentionDataModule(RecipeDataModule):
         if not 0.0 < logged_fraction <= 1.0:
             problems.append(f"`data.logged_fraction` must be in (0, 1], got {logged_fraction} "
                             "(e.g. `data.logged_fraction=0.5`)")
+        if support_notes and source != "synthetic":
+            problems.append("`data.support_notes=true` needs `data.source=synthetic` (CDNOW "
+                            "has no free text)")
         if problems:
             raise ConfigError("; ".join(problems) + ".")
+        pseudonymiser(pseudonymise, key_file)  # refuse a missing key before anything loads
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters(logger=False)
         self.cohort: Cohort | None = None
@@ -158,6 +174,13 @@ class RetentionDataModule(RecipeDataModule):
             users, events = synthetic_app_events(hp.n_users, hp.seed)
             cohort = synthetic_cohort(users, events, hp.quasi_identifiers)
             records = synthetic_records(users, events, hp.quasi_identifiers, hp.logged_days)
+            if hp.support_notes:
+                records = [{**r, "note": n}
+                           for r, n in zip(records, support_notes(len(users), hp.seed),
+                                           strict=True)]
+        keyed = pseudonymiser(hp.pseudonymise, hp.key_file)
+        if keyed is not None:  # the ids go no further than the split: in cohort order still
+            cohort.user_ids = np.array(keyed.many(cohort.user_ids))
         self.split = split_users(cohort.user_ids, hp.seed, hp.val_fraction, hp.test_fraction)
         if hp.logged_fraction < 1.0:  # the users whose logs were kept, seeded like the split
             train = self.split["train"]
@@ -183,6 +206,12 @@ class RetentionDataModule(RecipeDataModule):
         """The users of ``split`` as a client sends them: the week-1 log, no label."""
         self.setup()
         return [self._records[i] for i in self.split[split]]
+
+    def privacy_roles(self) -> dict[str, Any]:
+        """Synthetic records with them: gender, age band and city are quasi-identifiers."""
+        if self.hparams.source != "synthetic" or not self.hparams.quasi_identifiers:
+            return {}
+        return {"quasi_identifiers": list(QUASI_IDENTIFIERS), "hierarchies": {"city": REGIONS}}
 
     def preprocessor(self) -> RetentionPreprocessor:
         """The records' encoding, fitted on the training users."""

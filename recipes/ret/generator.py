@@ -141,3 +141,37 @@ def synthetic_app_events(
         "session": session.astype(np.int64), "event": categorical(code, EVENT_TYPES),
     })
     return users, events
+
+
+# What users write to support; a few leave contact details in the text.
+_NOTES = ("Can't get past level {n}", "Game crashes when I open the shop",
+          "Please add more levels", "Love it!", "Purchase did not arrive",
+          "How do I invite friends?", "Too many ads", "Lost my progress after the update",
+          "Great game, but the battery drains fast", "Is there a dark mode?")
+_NAMES = ("anna", "erik", "maja", "lars", "sara", "johan", "elin", "oskar")
+_CONTACTS = ("Write to me at {name}.{m}@example.se", "Mail {name}{m}@mail.example.com please",
+             "Call me on +46 70 {a} {b} {c}", "My number is 07{d}-{a} {b} {c}")
+
+
+def support_notes(n_users: int, seed: int = 0, contact_share: float = 0.05) -> list[str]:
+    """A free-text support note per user, seeded; ``contact_share`` of them hold contact details.
+
+    What an app's support form sends along: the text a user typed. Some users leave their
+    e-mail address or phone number in it, so the field holds personal data although nobody
+    designed it to.
+
+    Example:
+        >>> notes = support_notes(400, seed=1)
+        >>> sum("@" in n or "+46" in n or "My number" in n for n in notes)
+        21
+    """
+    rng = np.random.default_rng([seed, 7])
+    notes = [_NOTES[i].format(n=int(rng.integers(2, 40)))
+             for i in rng.integers(0, len(_NOTES), n_users)]
+    for u in np.flatnonzero(rng.random(n_users) < contact_share):
+        contact = _CONTACTS[rng.integers(0, len(_CONTACTS))].format(
+            name=_NAMES[rng.integers(0, len(_NAMES))], m=int(rng.integers(1, 99)),
+            a=int(rng.integers(100, 999)), b=int(rng.integers(10, 99)),
+            c=int(rng.integers(10, 99)), d=int(rng.integers(0, 9)))
+        notes[u] += f"{'' if notes[u][-1] in '!?' else '.'} {contact}"
+    return notes
