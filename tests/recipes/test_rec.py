@@ -259,7 +259,9 @@ def test_recipe_config_instantiates(dm):
     text = CONFIG.read_text()
     assert text.startswith("# @package _global_")
     assert "python -m guardrail.train recipe=rec" in text
-    cfg = OmegaConf.load(CONFIG)
+    # the recipe's data keys interpolate the privacy group, which train.yaml composes in
+    cfg = OmegaConf.merge({"privacy": OmegaConf.load(CONFIG.parents[1] / "privacy" /
+                                                      "default.yaml")}, OmegaConf.load(CONFIG))
     assert cfg.recipe_name == "rec" and cfg.model.content is True
     net = instantiate(cfg.model, **dm.net_kwargs())
     module = instantiate(cfg.module, net=net, **dm.module_kwargs())
@@ -354,3 +356,15 @@ def test_app_run_exports_with_parity(app_run):
 
 
 _ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_pseudonymised_users_keep_the_splits_and_reach_the_model(dm):
+    keyed = MovieLensDataModule(pseudonymise="random")
+    keyed.setup()
+    train = keyed.records("train")
+    assert all(str(r["userId"]).startswith("ps_") for r in train)
+    assert {r["userId"] for r in train}.isdisjoint({r["userId"] for r in dm.records("train")})
+    for split in ("train", "val", "test"):  # the same ratings in each split, under other ids
+        assert len(keyed.records(split)) == len(dm.records(split))
+    users, _ = keyed.preprocessor().transform(train[:50])
+    assert torch.equal(users, keyed.datasets["train"].tensors[0][:50])
