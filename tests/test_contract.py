@@ -154,3 +154,16 @@ def test_a_declared_grid_may_be_a_vector_or_one_number_per_record():
         {"x0": [1.0, 2.0], "x1": "a"}])] == [("x0", "malformed_sequence"), ("x1", "wrong_type")]
     with pytest.raises(ConfigError, match=r"'x' is a grid but holds the string 'a'"):
         infer_contract([{"x": "a"}], kinds={"x": "grid"})
+
+
+def test_private_fields_keep_counts_but_no_value():
+    records = [{"city": "AB"[i % 2], "note": f"mail u{i}@example.org", "events": [
+        {"who": f"u{i}"}]} for i in range(40)]
+    contract = infer_contract(records, private=["note", "events"])
+    note, city = contract["fields"]["note"], contract["fields"]["city"]
+    assert note["private"] and note["vocabulary"] == [] and note["distinct"] == 40
+    assert contract["fields"]["events"]["element"]["fields"]["who"]["vocabulary"] == []
+    assert [v for v, _ in city["vocabulary"]] == ["A", "B"]
+    assert "example.org" not in json.dumps(contract)
+    new = [{"city": "A", "note": "call me", "events": [{"who": "v1"}]}]
+    assert check_records(contract, new) == []  # a new text is no unseen category
