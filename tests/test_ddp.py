@@ -230,3 +230,18 @@ def test_a_guardrail_failing_on_one_rank_ends_the_run_on_every_rank(tmp_path):
     assert rc != 0, out
     assert "rank 1: stopped: FailsOnRank1 failed in on_before_optimizer_step: KeyError" in out
     assert "rank 0: stopped:" in out
+
+
+def test_dp_sgd_under_ddp_accounts_one_budget(tmp_path):
+    """Each rank Poisson-samples its shard; the budget is the single-process one (per example)."""
+    run_dir = tmp_path / "run"
+    rc, _, err = launch([sys.executable, "-m", "guardrail.train", "recipe=ret",
+                         "data.source=synthetic", "data.n_users=3000", "trainer=ddp_cpu",
+                         "trainer.max_epochs=2", "privacy.dp=true", "privacy.dp_fix_layers=true",
+                         "privacy.target_epsilon=4", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert rc == 0, err[-3000:]
+    dp, = [f for f in findings(run_dir) if f["check"] == "privacy.dp"]
+    assert 3.9 <= dp["evidence"]["epsilon"] <= 4.0 and dp["evidence"]["examples"] == 2100
+    assert dp["evidence"]["steps"] == 2 * round(1 / dp["evidence"]["sample_rate"])
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["resources"]["world_size"] == 2 and report["metrics"]["test"]["auroc"] > 0.6

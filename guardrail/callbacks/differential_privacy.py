@@ -29,6 +29,11 @@ class DifferentialPrivacy(GuardrailCallback):
     training ends, and ``privacy.dp_budget`` (warning) when training ran past the plan and
     spent more than the target.
 
+    Under DDP (``trainer=ddp_cpu``) each rank Poisson-samples its shard, clips its examples'
+    gradients, and the sums are averaged with one rank's noise (Opacus'
+    ``DistributedDPOptimizer``); evaluation loaders are then not sharded. Other strategies
+    (FSDP, DeepSpeed) are refused.
+
     Other guardrails see the model as usual; the gradient probes read the batch gradient
     before clipping and noise (what the data asks for, not the private update), which the
     ``privacy.dp`` finding says.
@@ -85,6 +90,7 @@ class DifferentialPrivacy(GuardrailCallback):
         self._patched: tuple[Any, str, Any] | None = None
         self._trainer: Trainer | None = None
         self._training_step = False
+        self._world = 1
 
     # ------------------------------------------------------------------------------ hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -94,11 +100,17 @@ class DifferentialPrivacy(GuardrailCallback):
         from guardrail.privacy.dp import fix_layers, layers_error, opacus, unsupported_layers
 
         opacus()
-        if world_size() > 1:
-            raise ConfigError(
-                "privacy.dp=true runs in one process for now: under DDP each rank's clipped "
-                "gradients would be averaged before the noise is added, so the accounting "
-                "would not hold. Train on one device (`trainer=cpu`), or without DP.")
+        self._world = world_size()
+        if self._world > 1:
+            if type(trainer.strategy).__name__ not in ("DDPStrategy", "DDPSpawnStrategy"):
+                raise ConfigError(
+                    f"privacy.dp=true runs in one process or under DDP, not under "
+                    f"{type(trainer.strategy).__name__}: Opacus' per-example gradients need "
+                    "every rank to hold the whole model. Use `trainer=ddp_cpu` (or ddp).")
+            # Each rank Poisson-samples its own shard (Opacus' distributed sampler); Lightning
+            # must not swap in its DistributedSampler. Evaluation loaders are then not sharded:
+            # every rank scores the whole split, and the synchronised metrics are the same.
+            trainer._accelerator_connector.use_distributed_sampler = False
         if not pl_module.automatic_optimization:
             raise ConfigError(
                 f"{type(pl_module).__name__} optimises manually (automatic_optimization=False); "
@@ -116,7 +128,7 @@ class DifferentialPrivacy(GuardrailCallback):
             return
         from opacus import GradSampleModule
         from opacus.accountants import RDPAccountant
-        from opacus.optimizers import DPOptimizer
+        from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
 
         if len(trainer.optimizers) != 1:
             raise ConfigError(
@@ -127,7 +139,9 @@ class DifferentialPrivacy(GuardrailCallback):
             self._accountant = RDPAccountant()
             for noise, rate, steps in self.history:  # resumed: the budget spent so far
                 self._accountant.history.append((noise, rate, int(steps)))
-            self._optimizer = DPOptimizer(
+            # Under DDP the clipped sums are averaged over the ranks, rank zero's with noise.
+            kind = DistributedDPOptimizer if self._world > 1 else DPOptimizer
+            self._optimizer = kind(
                 trainer.optimizers[0], noise_multiplier=self.noise or 0.0,
                 max_grad_norm=self.max_grad_norm, expected_batch_size=1, loss_reduction="mean")
             self._optimizer.attach_step_hook(self._account)
@@ -248,7 +262,9 @@ class DifferentialPrivacy(GuardrailCallback):
                                           delta=self._delta(), sample_rate=self.sample_rate,
                                           epochs=epochs, steps=steps)
         self._optimizer.noise_multiplier = self.noise
-        self._optimizer.expected_batch_size = max(round(self.sample_rate * self.examples), 1)
+        # per rank: each samples its 1/world share of the examples at the same rate
+        self._optimizer.expected_batch_size = max(
+            round(self.sample_rate * self.examples / self._world), 1)
 
     # ------------------------------------------------------------------------------ loader
     def _patch_loader(self, trainer: Trainer) -> None:
@@ -282,7 +298,8 @@ class DifferentialPrivacy(GuardrailCallback):
                 f"DP-SGD needs one torch DataLoader for training, got {type(loader).__name__}; "
                 "return a DataLoader from train_dataloader().")
         private = DPDataLoader.from_data_loader(
-            loader, generator=torch.Generator().manual_seed(self.seed))
+            loader, generator=torch.Generator().manual_seed(self.seed),
+            distributed=self._world > 1)
         self.examples = len(loader.dataset)  # type: ignore[arg-type]
         self.sample_rate = private.sample_rate
         self._configure()
