@@ -243,6 +243,10 @@ class PrivacyGuard(GuardrailCallback):
         figures = f"loss attack AUC {loss['auc']:.3f}, TPR at 1% FPR {loss['tpr']['0.01']:.1%}"
         if lira:
             figures += f"; LiRA AUC {lira['auc']:.3f}, TPR at 1% FPR {lira['tpr']['0.01']:.1%}"
+        cost = result.get("utility")
+        if cost:
+            figures += (f"; unseen records' mean loss {cost['private_loss']:.4f} with DP, "
+                        f"{cost['nonprivate_loss']:.4f} trained without it")
         self.emit(trainer, Finding(
             "privacy.audit", Severity.INFO,
             f"Membership audit on {result['records']:,} training and {result['records']:,} "

@@ -128,6 +128,28 @@ def _reinitialise(module: nn.Module, seed: int) -> nn.Module:
     return copy_
 
 
+def train_copy(module: pl.LightningModule, data: Dataset, batch_size: int,
+               collate_fn: Callable[..., Any] | None, max_epochs: int, seed: int,
+               callback: Callable[[], pl.Callback] | None = None) -> pl.LightningModule:
+    """A re-initialised copy of ``module`` trained on ``data`` with a plain Trainer.
+
+    No validation, no checkpoints, no guardrails; the one callback ``callback()`` makes (e.g.
+    DP-SGD's) if given; ``max_epochs`` over ``data``, shuffled, everything seeded by ``seed``.
+    """
+    twin = _reinitialise(module, seed + 1)
+    twin.train()  # a copy made in the test loop is in eval mode, which Lightning keeps
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, collate_fn=collate_fn,
+                        generator=torch.Generator().manual_seed(seed))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        pl.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False,
+                   limit_val_batches=0, num_sanity_val_steps=0, accelerator="cpu",
+                   devices=1, callbacks=[callback()] if callback else None,
+                   ).fit(twin, train_dataloaders=loader)
+    return twin
+
+
 def reference_statistics(module: pl.LightningModule, pool: Dataset, batch_size: int,
                          collate_fn: Callable[..., Any] | None, references: int, max_epochs: int,
                          task: str, seed: int = 0,
@@ -135,9 +157,7 @@ def reference_statistics(module: pl.LightningModule, pool: Dataset, batch_size: 
                          ) -> tuple[np.ndarray, np.ndarray]:
     """``(statistics [K, N], inside [K, N])``: K re-initialised copies, each on half the pool.
 
-    Each copy trains with a plain Trainer (no validation, no checkpoints, no guardrails; the
-    one callback ``callback()`` makes, e.g. DP-SGD's) for ``max_epochs`` on its half,
-    shuffled; then its LiRA statistic
+    Each copy trains on its half (:func:`train_copy`); then its LiRA statistic
     (:func:`~guardrail.privacy.audit.confidence`) is read on every pool example.
     """
     n = len(pool)  # type: ignore[arg-type]
@@ -149,18 +169,8 @@ def reference_statistics(module: pl.LightningModule, pool: Dataset, batch_size: 
         if k % 2 == 0:
             half = rng.permutation(n) < n // 2
         inside[k] = half if k % 2 == 0 else ~inside[k - 1]
-        twin = _reinitialise(module, seed + 1 + k)
-        twin.train()  # a copy made in the test loop is in eval mode, which Lightning keeps
-        loader = DataLoader(Subset(pool, np.flatnonzero(inside[k]).tolist()),
-                            batch_size=batch_size, shuffle=True, collate_fn=collate_fn,
-                            generator=torch.Generator().manual_seed(seed + k))
-        with torch.random.fork_rng():
-            torch.manual_seed(seed + k)
-            pl.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
-                       enable_progress_bar=False, enable_model_summary=False,
-                       limit_val_batches=0, num_sanity_val_steps=0, accelerator="cpu",
-                       devices=1, callbacks=[callback()] if callback else None,
-                       ).fit(twin, train_dataloaders=loader)
+        twin = train_copy(module, Subset(pool, np.flatnonzero(inside[k]).tolist()),
+                          batch_size, collate_fn, max_epochs, seed + k, callback)
         stats[k] = confidence(per_example_losses(twin, pool, batch_size, collate_fn, task), task)
     return stats, inside
 
@@ -193,8 +203,10 @@ def audit(module: pl.LightningModule, members: Dataset, nonmembers: Dataset, *,
 
     Returns:
         ``attacks`` (``loss`` and ``lira``: :func:`~guardrail.privacy.audit.attack_metrics`),
-        the mean losses of both groups (their gap is the generalisation gap), the task and
-        the seconds the reference models took.
+        the mean losses of both groups (their gap is the generalisation gap), the task, the
+        seconds the reference models took and, where ``callback`` trains privately, the
+        ``utility`` cost: the unseen records' mean loss under the private model and under
+        the same model trained on the same members without privacy.
 
     """
     rng = np.random.default_rng(seed)
@@ -219,8 +231,21 @@ def audit(module: pl.LightningModule, members: Dataset, nonmembers: Dataset, *,
         scores = lira_scores(confidence(losses, task), stats, inside)
         attacks["lira"] = attack_metrics(scores[member], scores[~member], seed=seed)
     finite = np.isfinite(losses)
-    return {"attacks": attacks, "task": task, "references": references,
-            "reference_epochs": max_epochs, "reference_seconds": round(seconds, 2),
-            "member_loss": float(losses[member & finite].mean()),
-            "nonmember_loss": float(losses[~member & finite].mean()),
-            "records": size}
+    result = {"attacks": attacks, "task": task, "references": references,
+              "reference_epochs": max_epochs, "reference_seconds": round(seconds, 2),
+              "member_loss": float(losses[member & finite].mean()),
+              "nonmember_loss": float(losses[~member & finite].mean()),
+              "records": size}
+    if callback is not None and references:
+        # What the privacy costs: the same model trained on the same members without it,
+        # scored on the same unseen records.
+        with torch.inference_mode(False), torch.enable_grad():
+            # item by item, as the pool is read (a dataset's batched __getitems__ is not what
+            # the loaders' collate function expects)
+            everyone = ConcatDataset([members])
+            plain = train_copy(module, everyone, batch_size, collate_fn, max_epochs, seed)
+        unseen = per_example_losses(plain, Subset(nonmembers, rows_out.tolist()), batch_size,
+                                    collate_fn, task)
+        result["utility"] = {"private_loss": result["nonmember_loss"],
+                             "nonprivate_loss": float(unseen[np.isfinite(unseen)].mean())}
+    return result

@@ -429,6 +429,16 @@ def _table(head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     return "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + f"</tr>{cells}</table>"
 
 
+def _utility(audit: dict[str, Any]) -> str:
+    cost = audit.get("utility")
+    if not cost:
+        return (" The utility cost: compare the test metrics above with the same run without "
+                "DP (guardrail diff), or audit it (privacy=audit) to measure it here.")
+    return (f" The utility cost, measured by the audit: the unseen records' mean loss is "
+            f"{cost['private_loss']:.4f} under this model and {cost['nonprivate_loss']:.4f} "
+            "under the same model trained on the same data without DP.")
+
+
 def privacy_section(privacy: dict[str, Any] | None) -> str:
     """'Privacy': the declared roles, personal data found, re-identification risk, the audit.
 
@@ -479,8 +489,7 @@ def privacy_section(privacy: dict[str, Any] | None) -> str:
             f"{dp['epsilon']:.2f}</strong> at δ = {dp['delta']:.2g} after {dp['steps']:,} steps"
             f" (noise multiplier {dp['noise_multiplier']:.3f}, per-example clipping norm "
             f"{dp['max_grad_norm']:g}, Poisson sampling rate {dp['sample_rate']:.4f}). ε after "
-            f"each epoch: {_e(per_epoch)}. The utility cost is the test metrics above against "
-            "the same run without DP (<code>guardrail diff</code>).</p>")
+            f"each epoch: {_e(per_epoch)}.{_e(_utility(privacy.get('audit') or {}))}</p>")
     audit = privacy.get("audit")
     if audit:
         rows = []

@@ -184,3 +184,6 @@ def test_ret_run_keeps_key_ids_and_contacts_out_of_every_file(tmp_path):
     privacy = json.loads((run / "privacy.json").read_text())
     assert privacy["dp"]["epsilon"] <= 8.0 and "Differential privacy" in (
         run / "report.html").read_text()
+    cost = privacy["audit"]["utility"]  # the same model without DP, on the same records
+    assert cost["private_loss"] > 0 and cost["nonprivate_loss"] > 0
+    assert "utility cost, measured by the audit" in (run / "report.html").read_text()
