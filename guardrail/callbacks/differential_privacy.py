@@ -115,12 +115,17 @@ class DifferentialPrivacy(GuardrailCallback):
             raise ConfigError(
                 f"{type(pl_module).__name__} optimises manually (automatic_optimization=False); "
                 "DP-SGD wraps the optimiser Lightning steps, so it needs automatic optimisation.")
-        layers = unsupported_layers(pl_module)
-        if layers and self.fix_layers:
-            self.replaced = fix_layers(pl_module)
-        elif layers:
-            raise layers_error(type(pl_module).__name__, layers)
-        self._patch_loader(trainer)
+        try:
+            layers = unsupported_layers(pl_module)
+            if layers and self.fix_layers:
+                self.replaced = fix_layers(pl_module)
+            elif layers:
+                raise layers_error(type(pl_module).__name__, layers)
+            self._patch_loader(trainer)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise _not_private(pl_module, err) from err
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Per-example gradients on the module; the optimiser clips, noises and accounts."""
@@ -149,11 +154,8 @@ class DifferentialPrivacy(GuardrailCallback):
             trainer.strategy.optimizers = [self._optimizer]
         except ConfigError:
             raise
-        except Exception as err:  # never train without the privacy that was asked for
-            raise GuardrailError(
-                f"DP-SGD could not be set up on {type(pl_module).__name__}: {type(err).__name__}: "
-                f"{err}. Training stopped rather than go on without differential privacy; "
-                "train without it (`privacy.dp=false`) or report the error.") from err
+        except Exception as err:
+            raise _not_private(pl_module, err) from err
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -304,3 +306,11 @@ class DifferentialPrivacy(GuardrailCallback):
         self.sample_rate = private.sample_rate
         self._configure()
         return private
+
+
+def _not_private(pl_module: LightningModule, err: Exception) -> GuardrailError:
+    """Stop the run: a DP guardrail that skipped would train without the privacy asked for."""
+    return GuardrailError(
+        f"DP-SGD could not be set up on {type(pl_module).__name__}: {type(err).__name__}: "
+        f"{err}. Training stopped rather than go on without differential privacy; train "
+        "without it (`privacy.dp=false`) or report the error.")

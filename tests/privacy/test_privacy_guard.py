@@ -142,6 +142,18 @@ def test_layers_dp_cannot_train_are_refused_or_replaced():
     assert isinstance(model.layer[1], nn.GroupNorm) and dp.replaced
 
 
+def test_a_dp_failure_stops_training_instead_of_skipping(monkeypatch):
+    """Other guardrails skip what they cannot do; this one would train without privacy."""
+    def broken(module):
+        raise RuntimeError("no per-example rule")
+
+    monkeypatch.setattr("guardrail.privacy.dp.unsupported_layers", broken)
+    trainer = dp_trainer(DifferentialPrivacy(), max_steps=2)
+    with pytest.raises(GuardrailError, match="without differential privacy"):
+        trainer.fit(Boring(), loader())
+    assert trainer.global_step == 0
+
+
 def test_dp_off_changes_nothing():
     dp = DifferentialPrivacy(enabled=False)
     trainer = dp_trainer(dp, max_steps=2)
