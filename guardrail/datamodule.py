@@ -267,6 +267,19 @@ class RecipeDataModule(pl.LightningDataModule):
         return self.dataloader("test")
 
 
+def raw_records(datamodule: Any, split: str) -> list[Any] | None:
+    """A datamodule's raw records of ``split`` (its ``records(split)``), or None without them.
+
+    Example:
+        >>> raw_records(object(), "train") is None
+        True
+
+    """
+    method = getattr(datamodule, "records", None)
+    records = method(split) if callable(method) else None
+    return None if records is None else list(records)
+
+
 def loader_problems(batch_size: int, num_workers: int = 0,
                     eval_batch_size: int | None = None) -> list[str]:
     """What is wrong with the loader arguments, one phrase each (``[]``: nothing).

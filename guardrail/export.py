@@ -292,12 +292,13 @@ def first_output(out: Any) -> Tensor:
 
 
 def _records(datamodule: Any, split: str) -> list[Any]:
-    method = getattr(datamodule, "records", None)
-    records = method(split) if callable(method) else None
+    from guardrail.datamodule import raw_records
+
+    records = raw_records(datamodule, split)
     if records is None:
         raise ConfigError(f"{type(datamodule).__name__} has no raw records (records(split)); "
                           "export needs them for the parity test.")
-    return list(records)
+    return records
 
 
 def _batches(datamodule: Any, n: int) -> list[Any]:

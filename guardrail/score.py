@@ -44,6 +44,7 @@ from typing import Any
 
 from guardrail.errors import ConfigError
 from guardrail.io import utc_now, write_json
+from guardrail.privacy import PRIVACY_FILE
 
 FILE = "score.json"
 SECTIONS = ("data", "model", "infrastructure", "monitoring")
@@ -189,7 +190,7 @@ def gather_evidence(run_dir: str | Path) -> Evidence:
             "features": len(attribution.get("features") or []),
             "permutation": bool((attribution.get("methods") or {}).get("permutation")),
             "sanity": attribution.get("sanity") or None}
-    privacy = load("privacy.json")
+    privacy = load(PRIVACY_FILE)
     if privacy is not None:
         ev["privacy"] = {"scan": bool(privacy.get("scan")),
                          "anonymity": bool(privacy.get("anonymity")),
@@ -531,15 +532,15 @@ def _d5_privacy(v: _View) -> dict[str, Any]:
                      "Train with the PrivacyGuard guardrail on (guardrails=default) on a "
                      "datamodule with records(split).")
     controls = ["a personal-data scan of the training records"]
-    evidence = [v.cite_on("PrivacyGuard"), _cite("privacy.json", "scan")]
+    evidence = [v.cite_on("PrivacyGuard"), _cite(PRIVACY_FILE, "scan")]
     for key, what in (("anonymity", "k-anonymity over the declared quasi-identifiers"),
                       ("audit", "a membership-inference audit")):
         if privacy[key]:
             controls.append(what)
-            evidence.append(_cite("privacy.json", key))
+            evidence.append(_cite(PRIVACY_FILE, key))
     if privacy["epsilon"] is not None:
         controls.append(f"DP-SGD training (epsilon {privacy['epsilon']:.2f})")
-        evidence.append(_cite("privacy.json", "dp.epsilon"))
+        evidence.append(_cite(PRIVACY_FILE, "dp.epsilon"))
     full = len(controls) > 1
     return {"score": 1.0 if full else 0.5,
             "why": f"Every run applies {', '.join(controls)}.", "evidence": evidence,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from guardrail.batches import peek_rows
 from guardrail.callbacks.base import GuardrailCallback, Policy
+from guardrail.datamodule import raw_records
 from guardrail.distributed import on_rank_zero
 from guardrail.findings import Finding, Severity
 from guardrail.io import write_json
@@ -110,7 +111,7 @@ class DataContract(GuardrailCallback):
         from guardrail.contract import declare_vocabulary, infer_contract
 
         datamodule = getattr(trainer, "datamodule", None)
-        records = _records(datamodule, "train")
+        records = raw_records(datamodule, "train")
         if records is None:
             return self._from_tensors(trainer, pl_module)
         pre = _declared_preprocessor(datamodule) or _declared_preprocessor(pl_module)
@@ -123,7 +124,7 @@ class DataContract(GuardrailCallback):
                                "seed": self.seed}
         findings: list[Finding] = []
         for split in ("val", "test"):
-            held_out = _records(datamodule, split)
+            held_out = raw_records(datamodule, split)
             if held_out:
                 findings += contract_findings(contract, self._sample(held_out), split,
                                               self.thresholds)
@@ -181,12 +182,3 @@ def _declared_preprocessor(owner: Any) -> Preprocessor | None:
     """The preprocessor a datamodule or a ``GuardrailModule`` declares (``preprocessor()``)."""
     method = getattr(owner, "preprocessor", None)
     return method() if callable(method) else None
-
-
-def _records(datamodule: Any, split: str) -> list[Mapping[str, Any]] | None:
-    """The datamodule's raw records of ``split``, or None when it has none."""
-    method = getattr(datamodule, "records", None)
-    if not callable(method):
-        return None
-    records = method(split)
-    return None if records is None else list(records)

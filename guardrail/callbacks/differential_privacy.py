@@ -227,7 +227,8 @@ class DifferentialPrivacy(GuardrailCallback):
     def summary(self) -> dict[str, Any]:
         """The guarantee and how it was reached, for report.json and the privacy section."""
         steps = sum(int(s) for _, _, s in self.history)
-        return {"epsilon": self.spent[-1]["epsilon"] if self.spent else None,
+        spent = self._accountant is not None and bool(self._accountant.history)
+        return {"epsilon": self.epsilon() if spent else None,
                 "target_epsilon": self.target_epsilon, "delta": self._delta(),
                 "max_grad_norm": self.max_grad_norm, "noise_multiplier": self.noise,
                 "sample_rate": self.sample_rate, "examples": self.examples, "steps": steps,

@@ -13,12 +13,13 @@ from lightning.pytorch import LightningModule, Trainer
 from torch.utils.data import ConcatDataset
 
 from guardrail.callbacks.base import GuardrailCallback, Policy
+from guardrail.datamodule import raw_records
 from guardrail.distributed import on_rank_zero, world_size
 from guardrail.errors import ConfigError
 from guardrail.findings import Finding, Severity
 from guardrail.io import write_json
+from guardrail.privacy import PRIVACY_FILE
 
-PRIVACY_FILE = "privacy.json"
 ROLES = ("direct_identifiers", "quasi_identifiers", "sensitive")
 STAGES = ("test", "fit")
 # Field names that usually hold personal data (Sweeney 2002's zip, birth date and sex first).
@@ -127,10 +128,9 @@ class PrivacyGuard(GuardrailCallback):
         for role in ROLES:
             self.roles[role] = list(dict.fromkeys([*extra.get(role, ()), *self.roles[role]]))
         self.hierarchies = {**extra.get("hierarchies", {}), **self.hierarchies}
-        records = _records(datamodule)
+        records = raw_records(datamodule, "train")
         if records:
-            fields = sorted({key for r in records[:1000] if isinstance(r, Mapping) for key in r})
-            _check_roles(self.roles, self.hierarchies, fields)
+            _check_roles(self.roles, self.hierarchies, _field_names(records))
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Scan and judge the training records (rank zero); every rank gets the findings."""
@@ -171,7 +171,7 @@ class PrivacyGuard(GuardrailCallback):
         from guardrail.privacy.anonymity import anonymity_findings, risk_summary
         from guardrail.privacy.pii import pii_findings, scan_records
 
-        records = _records(getattr(trainer, "datamodule", None))
+        records = raw_records(getattr(trainer, "datamodule", None), "train")
         summary: dict[str, Any] = {"roles": self.roles, "k": self.k}
         if not records:
             return summary, [Finding(
@@ -191,8 +191,8 @@ class PrivacyGuard(GuardrailCallback):
                                                 self.hierarchies)
             findings += anonymity_findings(summary["anonymity"])
         named = {f for fields in self.roles.values() for f in fields}
-        guessed = sorted({key for r in records[:1000] if isinstance(r, Mapping) for key in r
-                          if key not in named and _PERSONAL_NAME.search(str(key))})
+        guessed = [key for key in _field_names(records)
+                   if key not in named and _PERSONAL_NAME.search(key)]
         if guessed:
             findings.append(Finding(
                 "privacy.undeclared", Severity.INFO,
@@ -275,10 +275,9 @@ def _private(trainer: Trainer) -> Any:
                  and c.enabled and c.noise is not None), None)
 
 
-def _records(datamodule: Any) -> list[Any] | None:
-    method = getattr(datamodule, "records", None)
-    records = method("train") if callable(method) else None
-    return None if records is None else list(records)
+def _field_names(records: Sequence[Any], first: int = 1000) -> list[str]:
+    """The top-level field names of the first records, sorted."""
+    return sorted({str(key) for r in records[:first] if isinstance(r, Mapping) for key in r})
 
 
 def _check_roles(roles: Mapping[str, Sequence[str]], hierarchies: Mapping[str, Any],

@@ -85,8 +85,8 @@ def diff_settings(locked: Mapping[str, Any], current: Mapping[str, Any], kind: s
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and not isinstance(a, bool):
-        return math.isclose(a, b, rel_tol=1e-9) or a == b
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9)
     return bool(a == b)
 
 

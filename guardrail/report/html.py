@@ -19,12 +19,13 @@ from typing import Any
 
 from guardrail.checks.effort import EFFORT_FILE
 from guardrail.findings import Finding, Severity
+from guardrail.privacy import PRIVACY_FILE
+from guardrail.report.privacy import privacy_section
 from guardrail.report.score import score_section
 from guardrail.report.sections import (
     attribution_section,
     effort_section,
     manifest_section,
-    privacy_section,
     read_json,
     resources_section,
     sanity_sentence,
@@ -341,7 +342,7 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
     )
     curve = learning_curve_svg(report.get("history") or [])
     effort = effort_section(read_json(folder / EFFORT_FILE)) if folder else ""
-    privacy = privacy_section(read_json(folder / "privacy.json")) if folder else ""
+    privacy = privacy_section(read_json(folder / PRIVACY_FILE)) if folder else ""
     scored = read_json(folder / SCORE_FILE) if folder else None
     score = score_section(scored) if scored else ""
     return f"""<!DOCTYPE html>

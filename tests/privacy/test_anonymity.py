@@ -46,6 +46,15 @@ def test_a_k_anonymous_table_stays_silent(ret_rows):
     assert summary["k"] >= 5 and anonymity_findings(summary) == []
 
 
+def test_a_class_with_one_sensitive_value_fails_l_diversity():
+    rows = [{"city": c, "illness": s} for c, s in [("A", "flu"), ("A", "flu"), ("B", "flu"),
+                                                     ("B", "cold")]]
+    found = anonymity_findings(risk_summary(rows, ["city"], ["illness"], k=2))
+    assert [(f.check, f.where) for f in found] == [("privacy.l_diversity", "illness")]
+    rows[1]["illness"] = "cold"  # every class now holds two values
+    assert anonymity_findings(risk_summary(rows, ["city"], ["illness"], k=2)) == []
+
+
 def test_unique_combinations_are_the_minimal_ones():
     rows = [{"a": 1, "b": 1, "c": 1}, {"a": 1, "b": 2, "c": 1}, {"a": 1, "b": 2, "c": 1},
             {"a": 2, "b": 1, "c": 1}, {"a": 2, "b": 1, "c": 1}]

@@ -119,7 +119,17 @@ def test_dp_spends_no_more_than_its_target_and_logs_it():
     assert finding.check == "privacy.dp" and finding.evidence["steps"] == trainer.global_step
 
 
-def test_dp_updates_are_clipped_and_noisy():
+def test_training_past_the_plan_warns_that_the_budget_is_overspent():
+    dp = DifferentialPrivacy(target_epsilon=2.0, seed=1)
+    model = Boring()
+    dp_trainer(dp, max_epochs=2).fit(model, loader())
+    assert [f.check for f in dp.findings] == ["privacy.dp"]  # the plan kept: silent
+    dp_trainer(dp, max_epochs=2).fit(model, loader())  # two more epochs at the same noise
+    over = [f for f in dp.findings if f.check == "privacy.dp_budget"]
+    assert len(over) == 1 and over[0].evidence["epsilon"] > 2.0
+
+
+def test_dp_updates_are_clipped():
     """With the noise off (a huge budget) an example's pull is bounded by the clipping norm."""
     torch.manual_seed(0)
     model = Boring()
