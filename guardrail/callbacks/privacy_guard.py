@@ -24,7 +24,8 @@ ROLES = ("direct_identifiers", "quasi_identifiers", "sensitive")
 STAGES = ("test", "fit")
 # Field names that usually hold personal data (Sweeney 2002's zip, birth date and sex first).
 _PERSONAL_NAME = re.compile(
-    r"(^|_)(e?mail|phone|mobile|name|surname|ssn|personnummer|address|street|birth|dob|zip|"
+    # not "street" alone: Ames' Street is the kind of road, not an address
+    r"(^|_)(e?mail|phone|mobile|name|surname|ssn|personnummer|address|birth|dob|zip|"
     r"postcode|postal|gender|sex|age|city|ip|ip_address|iban|card)(_|$)", re.IGNORECASE)
 
 

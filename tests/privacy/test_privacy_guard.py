@@ -70,6 +70,13 @@ def test_personal_data_in_an_undeclared_field_is_an_error_and_strict_stops(tmp_p
     assert trainer.global_step == 0
 
 
+def test_field_names_that_are_not_personal_stay_silent():
+    from guardrail.callbacks.privacy_guard import _PERSONAL_NAME
+
+    assert [n for n in ("Street", "Lot_Area", "Neighborhood", "age_band", "user_email", "City")
+            if _PERSONAL_NAME.search(n)] == ["age_band", "user_email", "City"]
+
+
 def test_clean_declared_records_stay_silent(tmp_path):
     guard = PrivacyGuard(dirpath=tmp_path, quasi_identifiers=["city"], k=2)
     quiet_trainer(callbacks=[guard], max_steps=1).fit(
