@@ -2,10 +2,10 @@
 
 Trains a recipe, then for each round "deploys" the model on the next period, lets the world
 answer with labels shaped by what it was shown, retrains on the grown data, and records every
-round's model, predictions and metrics in ``DIR/round_<k>/`` plus ``DIR/loop.json`` and the
-feedback findings in ``DIR/findings.jsonl`` (``DIR`` is Hydra's run directory). Training per
-round is a plain Lightning fit on the CPU with no guardrails, no validation and no checkpoints:
-the loop is about the data, not the training run.
+round's model, predictions and metrics in ``DIR/round_<k>/`` plus ``DIR/loop.json``, the
+feedback findings in ``DIR/findings.jsonl`` and the page ``DIR/report.html`` (``DIR`` is Hydra's
+run directory). Training per round is a plain Lightning fit on the CPU with no guardrails, no
+validation and no checkpoints: the loop is about the data, not the training run.
 
 **EST, valuation anchoring** (``configs/loop/world/est.yaml``). The Ames sales are taken in
 date order: the first ``loop.initial_share`` train the first model, the rest are cut into
@@ -47,6 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from guardrail.errors import ConfigError, GuardrailError
 from guardrail.io import write_json, write_jsonl
+from guardrail.report.feedback import write_loop_html
 
 log = logging.getLogger("guardrail.loop")
 POLICIES = ("model", "random", "mixed")
@@ -88,6 +89,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     write_json(out / "loop.json", result)
     write_jsonl(out / "findings.jsonl", result["findings"])
+    write_loop_html(out, result)
     return result
 
 
@@ -399,7 +401,7 @@ def _app(cfg: DictConfig) -> None:
     for f in result["findings"]:
         print(f"[{f['check']}] at {f['where']}: {f['message']}")
     print(f"loop: {len(result['rounds'])} rounds in {result['wall_s']} s "
-          f"({result['cpu_s']} s CPU); {cfg.paths.output_dir}/loop.json")
+          f"({result['cpu_s']} s CPU); {cfg.paths.output_dir}/loop.json and report.html")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,6 +55,7 @@ from guardrail.checks.drift import (
     WindowAccumulator,
     drift_findings,
     performance_findings,
+    performance_metric,
     thin_window_finding,
 )
 from guardrail.errors import ConfigError
@@ -99,7 +100,8 @@ _loads = _json_loader()
 class Row:
     """One served record: its id, time (ISO 8601 or ``None``), record and prediction.
 
-    ``prediction`` is ``None`` where the source holds none (computed before profiling).
+    ``prediction`` is ``None`` where the source holds none (computed before profiling);
+    ``served`` whether the prediction was shown to the world (``None``: not said).
     """
 
     id: str
@@ -107,6 +109,7 @@ class Row:
     record: Any
     prediction: Any = None
     has_prediction: bool = True
+    served: bool | None = None
 
 
 @dataclasses.dataclass
@@ -122,8 +125,11 @@ class WindowResult:
         features: Per input feature: kind, field, summary, statistics, current distribution.
         predictions: The same for the model's predictions.
         performance: ``{"metric", "value", "labelled", "test", "worse_by"}`` with labels,
-            ``{"labelled": n}`` with too few, ``None`` without.
+            ``{"labelled": n}`` with too few, ``None`` without; with rows that say whether
+            they were ``served``, also ``"served"`` and ``"holdout"``: the metric on each.
         findings: What the rules found in it.
+        outcomes: ``(id, prediction, label, served)`` of its labelled rows that say whether
+            they were served (for :class:`~guardrail.feedback.FeedbackMonitor`; not written).
 
     """
 
@@ -138,6 +144,7 @@ class WindowResult:
     predictions: dict[str, Any]
     performance: dict[str, Any] | None
     findings: list[Finding]
+    outcomes: list[tuple[str, Any, Any, bool]] = dataclasses.field(default_factory=list)
 
     def info(self) -> dict[str, Any]:
         """What identifies the window (copied into its findings' evidence)."""
@@ -172,6 +179,8 @@ class MonitorResult:
             ``windows.jsonl``: :func:`read_windows`).
         findings: Every finding, window by window.
         folder: The output folder (``None`` when not written).
+        feedback: With labels: :meth:`~guardrail.feedback.FeedbackMonitor.summary` of the
+            rows that say whether they were served, or ``{"skipped": why}``; else ``None``.
 
     """
 
@@ -183,6 +192,7 @@ class MonitorResult:
     findings: list[Finding]
     records: int = 0
     folder: str | None = None
+    feedback: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -195,7 +205,7 @@ class MonitorResult:
                 "records": self.records, "thresholds": self.thresholds,
                 "status": {0: "ok", 1: "warnings", 2: "errors"}[self.exit_code],
                 "exit_code": self.exit_code, "counts": count_findings(self.findings),
-                "windows": self.windows, "folder": self.folder,
+                "windows": self.windows, "folder": self.folder, "feedback": self.feedback,
                 "findings": [f.to_dict() for f in self.findings]}
 
 
@@ -351,8 +361,10 @@ def read_records(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
                     f"{path}, line {number} is {type(item).__name__}, not a JSON object: "
                     "--records takes one record (a JSON object) per line.")
             if "record" in item and isinstance(item["record"], dict):
+                served = item.get("served")
                 out.append(Row(str(item.get("id", number)), item.get("time"), item["record"],
-                               item.get("prediction"), "prediction" in item))
+                               item.get("prediction"), "prediction" in item,
+                               None if served is None else bool(served)))
             else:
                 out.append(Row(str(number), None, item, None, False))
             if len(out) >= chunk:
@@ -484,12 +496,13 @@ def iter_windows(run_dir: str | Path, *, log: str | Path | None = None,
 
 @dataclasses.dataclass
 class _Chunk:
-    """Rows read together: their ids, times and predictions, and their encoded features."""
+    """Rows read together: their ids, times, predictions, served flags, encoded features."""
 
     ids: list[str]
     times: list[str | None]
     predictions: list[Any]
     encoded: EncodedChunk
+    served: list[bool | None]
 
 
 def _record_chunks(source: Iterator[list[Row]], predictor: _Predictor,
@@ -498,14 +511,15 @@ def _record_chunks(source: Iterator[list[Row]], predictor: _Predictor,
         predictor.fill(rows)
         predictions = [r.prediction for r in rows]
         yield _Chunk([r.id for r in rows], [r.time for r in rows], predictions,
-                     encoder.encode([r.record for r in rows], predictions))
+                     encoder.encode([r.record for r in rows], predictions),
+                     [r.served for r in rows])
 
 
 def _encode_log_rows(raw: Sequence[tuple[Any, ...]], encoder: WindowAccumulator) -> _Chunk:
     rows = _parse_log_rows(raw)
     predictions = [r.prediction for r in rows]
     return _Chunk([r.id for r in rows], [r.time for r in rows], predictions,
-                  encoder.encode([r.record for r in rows], predictions))
+                  encoder.encode([r.record for r in rows], predictions), [None] * len(rows))
 
 
 _WORKER_ENCODER: WindowAccumulator | None = None
@@ -631,6 +645,7 @@ class _Open:
         self.key: str | None = None
         self.first: tuple[str, str | None] | None = None  # (id, time)
         self.last: tuple[str, str | None] | None = None
+        self.outcomes: list[tuple[str, Any, Any, bool]] = []  # labelled rows with a served flag
 
     def add(self, part: _Chunk, start: int, end: int, truth: Mapping[str, Any] | None) -> None:
         if end <= start:
@@ -640,16 +655,20 @@ class _Open:
         self.records += end - start
         self.acc.add_encoded(part.encoded, start, end)
         if truth is not None:
-            self.acc.pairs.extend(
-                (p, y) for p, y in zip(part.predictions[start:end],
-                                       (truth.get(i) for i in part.ids[start:end]), strict=True)
-                if y is not None)
+            ids, predictions = part.ids[start:end], part.predictions[start:end]
+            labels = [truth.get(i) for i in ids]
+            self.acc.pairs.extend((p, y) for p, y in zip(predictions, labels, strict=True)
+                                  if y is not None)
+            self.outcomes.extend(
+                (i, p, y, s) for i, p, y, s in zip(ids, predictions, labels,
+                                                    part.served[start:end], strict=True)
+                if y is not None and s is not None)
 
     def close(self, index: int, reference: Mapping[str, Any], labelled: bool,
               limits: DriftThresholds) -> WindowResult:
         assert self.first is not None and self.last is not None
         result = WindowResult(index, self.key, self.first[1], self.last[1], self.first[0],
-                              self.last[0], self.records, {}, {}, None, [])
+                              self.last[0], self.records, {}, {}, None, [], self.outcomes)
         info = result.info()
         profile = self.acc.profile()
         computed = self.acc.statistics(profile)
@@ -668,7 +687,26 @@ class _Open:
             result.performance = perf
             if not thin:
                 result.findings += found
+            split = _served_performance(self.outcomes, limits)
+            if split and perf is not None:
+                perf.update(split)
         return result
+
+
+def _served_performance(outcomes: Sequence[tuple[str, Any, Any, bool]],
+                        limits: DriftThresholds) -> dict[str, Any] | None:
+    """The window's metric on served and on held-out (un-served) rows, each well labelled.
+
+    ``None`` unless both groups hold ``limits.min_labels`` labelled rows.
+    """
+    groups = {key: [(p, y) for _, p, y, s in outcomes if s is flag]
+              for key, flag in (("served", True), ("holdout", False))}
+    if min(len(g) for g in groups.values()) < limits.min_labels:
+        return None
+    measured = {key: performance_metric(g) for key, g in groups.items()}
+    if any(m is None for m in measured.values()):
+        return None
+    return {key: m[1] for key, m in measured.items()}  # type: ignore[index]
 
 
 def _describe(ref: Mapping[str, Any], cur: Mapping[str, Any], full: Mapping[str, Any] | None,
@@ -739,6 +777,8 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
                            labels=labels, thresholds=limits, chunk=chunk, workers=workers)
     folder = None
     handle = None
+    outcomes: list[tuple[str, Any, Any, bool]] = []
+    metrics: list[tuple[int, dict[str, Any]]] = []
     try:
         for item in windows:
             if write and handle is None:
@@ -751,9 +791,15 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
             result.windows.append(item.headline())
             result.findings.extend(item.findings)
             result.records += item.records
+            outcomes.extend(item.outcomes)
+            if item.performance and "holdout" in item.performance:
+                metrics.append((item.index, item.performance))
     finally:
         if handle is not None:
             handle.close()
+    if labels is not None:
+        result.feedback, found = _feedback(outcomes, metrics)
+        result.findings.extend(found)
     if write:
         if folder is None:  # an empty source: still say so in files
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d_%H-%M-%S-%f")
@@ -772,6 +818,40 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
 
         write_monitor_html(folder, payload)  # the page, streaming windows.jsonl
     return result
+
+
+def _feedback(outcomes: Sequence[tuple[str, Any, Any, bool]],
+              metrics: Sequence[tuple[int, Mapping[str, Any]]]
+              ) -> tuple[dict[str, Any], list[Finding]]:
+    """The ``feedback.*`` checks on labelled rows that say whether they were ``served``.
+
+    Anchoring needs numeric (regression) predictions and labels, served and held-out rows;
+    self-evaluation the metric on both groups per window (each window a round).
+    """
+    from guardrail.errors import DataError
+    from guardrail.feedback import FeedbackMonitor
+
+    if not outcomes:
+        return {"skipped": "The feedback checks were not run: no labelled row says whether its "
+                "prediction was served. Give each record a \"served\": true or false (keep a "
+                "random slice un-served) to measure anchoring and self-evaluation."}, []
+    fm = FeedbackMonitor()
+    regression = all(m.get("metric") == "rmse" for _, m in metrics) and not all(
+        isinstance(y, int | float) and y in (0, 1) for _, _, y, _ in outcomes)
+    if regression:
+        try:
+            fm.log_predictions({"id": i, "prediction": p, "served": s}
+                               for i, p, _, s in outcomes)
+            fm.log_labels({i: y for i, _, y, _ in outcomes})
+        except DataError:  # not scalar numbers: anchoring cannot be estimated
+            fm = FeedbackMonitor()
+    for index, m in metrics:
+        fm.log_metric(index, str(m["metric"]), m["served"], m["holdout"],
+                      higher_is_better=False)  # rmse and brier: lower is better
+    try:
+        return fm.summary(), fm.findings()
+    except DataError as err:
+        return {"skipped": f"The feedback checks were not run: {err}"}, []
 
 
 def read_windows(folder: str | Path) -> Iterator[dict[str, Any]]:

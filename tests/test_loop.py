@@ -36,6 +36,8 @@ def test_est_loop_writes_every_round_and_the_summary(tmp_path):
     assert first["rmse_observed_served"] == pytest.approx(0.4 * first["rmse_market_served"],
                                                           rel=1e-3)
     assert (tmp_path / "findings.jsonl").exists()
+    page = (tmp_path / "report.html").read_text()
+    assert "Do new labels follow the model?" in page and "rmse_market_served" in page
 
 
 @pytest.mark.slow

@@ -125,6 +125,54 @@ def test_labels_judge_the_models_error(run, tmp_path):
         ("drift.performance", "error")]
 
 
+def served_with_labels(tmp_path: Path, anchoring: float, seed: int = 5) -> tuple[Path, Path]:
+    """1,200 served records, a random quarter of them not served, with labels that follow the
+    served prediction by ``anchoring``: label = (1 - A) * market + A * prediction."""
+    rng = random.Random(seed)
+    lines, labels = [], []
+    for i, record in enumerate(healthy(1_200, seed=seed)):
+        served = rng.random() >= 0.25
+        market = predict(record) + rng.gauss(0, 0.1)
+        label = (1 - anchoring) * market + anchoring * predict(record) if served else market
+        lines.append({"id": i, "record": record, "prediction": predict(record),
+                      "served": served})
+        labels.append({"id": i, "label": label})
+    records, truth = tmp_path / "served.jsonl", tmp_path / "labels.jsonl"
+    records.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    truth.write_text("".join(json.dumps(x) + "\n" for x in labels))
+    return records, truth
+
+
+def test_labels_following_the_served_predictions_are_a_feedback_loop(run, tmp_path):
+    """Rows that say whether they were served: the feedback checks run on them, windows as
+    rounds. Labels pulled halfway to the prediction fire anchoring and self-evaluation."""
+    records, labels = served_with_labels(tmp_path, anchoring=0.5)
+    result = monitor(run, records=records, labels=labels, window=300)
+    fired = {(f.check, f.where) for f in result.findings}
+    assert {("feedback.anchoring", "label"), ("feedback.self_evaluation", "rmse")} <= fired
+    assert 0.4 < result.feedback["anchoring"]["estimate"] < 0.6
+    assert result.exit_code == 1
+    page = (Path(result.folder) / "monitor.html").read_text()
+    assert "Do new labels follow the model?" in page and "grading its own homework" in page
+
+
+def test_labels_of_a_world_that_ignores_the_model_are_no_feedback_loop(run, tmp_path):
+    records, labels = served_with_labels(tmp_path, anchoring=0.0)
+    result = monitor(run, records=records, labels=labels, window=300, write=False)
+    assert [f for f in result.findings if f.check.startswith("feedback.")] == []
+    assert abs(result.feedback["anchoring"]["estimate"]) < 0.1
+    assert len(result.feedback["metrics"]["rmse"]["influenced"]) == 4
+
+
+def test_labels_without_served_flags_say_the_feedback_checks_were_not_run(run, tmp_path):
+    write_log(run / "log.sqlite", healthy(300))
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"id": i + 1, "label": predict(r)}) + "\n"
+                              for i, r in enumerate(healthy(300))))
+    result = monitor(run, log=run / "log.sqlite", labels=labels, write=False)
+    assert "served" in result.feedback["skipped"] and result.findings == []
+
+
 def test_a_long_log_is_streamed_in_chunks(run, monkeypatch):
     """50,000 rows read 1,000 at a time: 100 windows, never more rows held than a chunk."""
     write_log(run / "log.sqlite", healthy(50_000, seed=3))

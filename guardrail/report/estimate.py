@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from guardrail.report.html import _CSS, COLOURS, _tick_label, log_ticks, nice_ticks
+from guardrail.report.html import COLOURS, CSS, _tick_label, log_ticks, nice_ticks
 from guardrail.report.plots import legend_svg
 from guardrail.report.text import escape as _e
 
@@ -131,7 +131,7 @@ def render_estimate(result: dict[str, Any]) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{_CSS}</style></head>
+<title>{_e(title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{_e(title)}</h1>
 <section id="answer"><h2>The answer</h2><ul>{sentences}</ul>

@@ -35,7 +35,7 @@ from guardrail.report.text import number as _num
 from guardrail.report.text import tidy, with_code
 from guardrail.score import FILE as SCORE_FILE
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
 max-width:60rem;color:#1f2328;padding:0 1rem}h1{font-size:1.6rem}
 h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
@@ -294,7 +294,8 @@ def learning_curve_svg(history: Sequence[dict[str, Any]], keys: Sequence[str] = 
             f"class='curve'>{''.join(parts)}</svg>")
 
 
-def _findings_table(findings: Sequence[Finding]) -> str:
+def findings_table(findings: Sequence[Finding]) -> str:
+    """The findings as a table, most severe first (the run report's and the loop page's)."""
     if not findings:
         return "<p>No findings.</p>"
     ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.check))
@@ -348,13 +349,13 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>guardrail report: {_e(recipe)}</title><style>{_CSS}</style></head>
+<title>guardrail report: {_e(recipe)}</title><style>{CSS}</style></head>
 <body>
 <h1>guardrail report: {_e(recipe)}</h1>
 <section id="summary"><h2>Summary</h2><table class="summary">{lights}</table></section>
 <section id="metrics"><h2>Metrics</h2>{_metrics_table(report)}
 {f'<h3>Learning curves</h3>{curve}' if curve else ''}</section>
-<section id="findings"><h2>Findings</h2>{_findings_table(findings)}</section>
+<section id="findings"><h2>Findings</h2>{findings_table(findings)}</section>
 {f'<section id="attribution"><h2>What the model relies on</h2>{explained}</section>'
  if explained else ''}
 {f'<section id="resources"><h2>Resources</h2>{resources}</section>' if resources else ''}

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.io import write_text
-from guardrail.report.html import _CSS as _BASE_CSS
+from guardrail.report.feedback import feedback_section
+from guardrail.report.html import CSS as _BASE_CSS
 from guardrail.report.html import nice_ticks
 from guardrail.report.text import escape as _e
 from guardrail.report.text import number as _num
@@ -561,6 +562,7 @@ def render_monitor(result: Mapping[str, Any],
     limits = "".join(f"<tr><th><code>{_e(k)}</code></th><td class='num'>{_num(v)}</td></tr>"
                      for k, v in thresholds.items())
     title = f"guardrail monitor: {Path(str(result.get('run_dir') or 'run')).name}"
+    feedback = feedback_section(result.get("feedback"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -574,6 +576,7 @@ def render_monitor(result: Mapping[str, Any],
 <section id="fields"><h2>Training against served, per field</h2>
 {_fields_section(result, served, findings)}</section>
 <section id="findings"><h2>Findings</h2>{_findings_table(findings)}</section>
+{f'<section id="feedback"><h2>Feedback loop</h2>{feedback}</section>' if feedback else ''}
 {f'<section id="thresholds"><h2>Thresholds</h2><table>{limits}</table></section>'
  if limits else ''}
 </body></html>

@@ -1,0 +1,131 @@
+"""Feedback loops on a page: the loop's report.html and the feedback section of monitor.html.
+
+:func:`feedback_section` shows what :meth:`guardrail.feedback.FeedbackMonitor.summary` measured
+-- the anchoring estimate, the spread indicators round by round, each metric on influenced
+against untouched data -- and :func:`render_loop` wraps it, with the rounds' metrics and the
+findings, into the page ``python -m guardrail.loop`` writes as ``DIR/report.html``. Every
+string from the data is escaped.
+
+Example:
+    >>> summary = {"anchoring": {"estimate": 0.31, "low": 0.22, "high": 0.4,
+    ...                          "confidence": 0.95, "method": "holdout", "n": 2000},
+    ...            "exposure": [], "metrics": {"rmse_log": {
+    ...                "higher_is_better": False, "influenced": [0.1, 0.09],
+    ...                "untouched": [0.14, 0.15]}}}
+    >>> "0.31" in feedback_section(summary) and "rmse_log" in feedback_section(summary)
+    True
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from guardrail.checks.feedback import SPREAD_INDICATORS
+from guardrail.findings import Finding
+from guardrail.io import write_text
+from guardrail.report.html import CSS, findings_table
+from guardrail.report.text import escape as _e
+from guardrail.report.text import number as _num
+from guardrail.report.text import tidy
+
+__all__ = ["LOOP_HTML", "feedback_section", "render_loop", "write_loop_html"]
+
+LOOP_HTML = "report.html"
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = "".join("<tr>" + "".join(
+        f"<td class='num'>{_num(v)}</td>" if isinstance(v, int | float) and
+        not isinstance(v, bool) else f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + f"</tr>{cells}</table>"
+
+
+def _anchoring(anchoring: Any) -> str:
+    if not isinstance(anchoring, Mapping):
+        return f"<p>Anchoring: {_e(anchoring)}.</p>" if anchoring else ""
+    return ("<h3>Do new labels follow the model?</h3><p>Anchoring A (the share of a new label "
+            "that is the served prediction; 0 when the world ignores the model): "
+            f"<b>{_num(anchoring.get('estimate'))}</b>, {_num(100 * anchoring['confidence'])}% "
+            f"interval {_num(anchoring.get('low'))} to {_num(anchoring.get('high'))} "
+            f"({_e(anchoring.get('method'))} estimate on {_num(anchoring.get('n'))} "
+            "records).</p>")
+
+
+def _exposure(rounds: Sequence[Mapping[str, Any]]) -> str:
+    if not rounds:
+        return ""
+    names = [n for n in SPREAD_INDICATORS if any(n in r for r in rounds)]
+    rows = [[i + 1, *(r.get(n, "") for n in names)] for i, r in enumerate(rounds)]
+    legend = "; ".join(f"{n}: {SPREAD_INDICATORS[n]}" for n in names)
+    return ("<h3>Is what users see narrowing?</h3><p>Spread of each round's recommendations "
+            f"(lower is more concentrated). {_e(legend)}.</p>" + _table(["round", *names], rows))
+
+
+def _metrics(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    out = []
+    for name, m in metrics.items():
+        better = "higher" if m.get("higher_is_better") else "lower"
+        rows = [[i + 1, a, b] for i, (a, b) in enumerate(zip(
+            m.get("influenced") or [], m.get("untouched") or [], strict=False))]
+        out.append(f"<h3>Is the model grading its own homework? <code>{_e(name)}</code></h3>"
+                   f"<p>Per round, on data the model influenced against data it did not "
+                   f"touch ({better} is better).</p>"
+                   + _table(["round", "influenced", "untouched"], rows))
+    return "".join(out)
+
+
+def feedback_section(summary: Mapping[str, Any] | None) -> str:
+    """HTML for a :meth:`FeedbackMonitor.summary` (``""`` when there is nothing to show)."""
+    if not summary:
+        return ""
+    if summary.get("skipped"):
+        return f"<p>{_e(tidy(str(summary['skipped'])))}</p>"
+    return (_anchoring(summary.get("anchoring")) + _exposure(summary.get("exposure") or [])
+            + _metrics(summary.get("metrics") or {}))
+
+
+def render_loop(result: Mapping[str, Any]) -> str:
+    """The page of one simulated loop (``loop.json``'s data).
+
+    Example:
+        >>> page = render_loop({"recipe": "est", "seed": 0, "loop": {"anchoring": 0.3},
+        ...                     "rounds": [{"round": 1, "rmse_market": 0.14}],
+        ...                     "summary": {}, "findings": []})
+        >>> "rmse_market" in page and "No findings." in page
+        True
+
+    """
+    findings = [Finding.from_dict(f) for f in result.get("findings") or []]
+    rounds = list(result.get("rounds") or [])
+    keys = [k for k in (rounds[0] if rounds else {}) if k != "round"]
+    table = _table(["round", *keys], [[r.get("round"), *(r.get(k, "") for k in keys)]
+                                      for r in rounds]) if rounds else "<p>No rounds.</p>"
+    settings = _table(["setting", "value"], sorted(
+        (k, str(v)) for k, v in (result.get("loop") or {}).items()))
+    title = f"guardrail loop: {result.get('recipe', '')}, seed {result.get('seed', '')}"
+    verdict = (f"{len(findings)} feedback finding(s): "
+               + ", ".join(sorted({f.check for f in findings})) if findings else
+               "No feedback loop detected.")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{_e(title)}</h1>
+<section id="summary"><h2>Summary</h2><p>{_e(verdict)}</p></section>
+<section id="findings"><h2>Findings</h2>{findings_table(findings)}</section>
+<section id="feedback"><h2>Feedback loop</h2>{feedback_section(result.get("summary"))}</section>
+<section id="rounds"><h2>Rounds</h2>{table}</section>
+<section id="settings"><h2>Settings</h2>{settings}</section>
+</body></html>
+"""
+
+
+def write_loop_html(folder: str | Path, result: Mapping[str, Any]) -> Path:
+    """Write ``folder/report.html`` for ``result`` (``loop.json``'s data); returns its path."""
+    out = Path(folder) / LOOP_HTML
+    write_text(out, render_loop(result))
+    return out
