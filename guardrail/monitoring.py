@@ -703,10 +703,13 @@ def _served_performance(outcomes: Sequence[tuple[str, Any, Any, bool]],
               for key, flag in (("served", True), ("holdout", False))}
     if min(len(g) for g in groups.values()) < limits.min_labels:
         return None
-    measured = {key: performance_metric(g) for key, g in groups.items()}
-    if any(m is None for m in measured.values()):
-        return None
-    return {key: m[1] for key, m in measured.items()}  # type: ignore[index]
+    out = {}
+    for key, group in groups.items():
+        measured = performance_metric(group)
+        if measured is None:
+            return None
+        out[key] = measured[1]
+    return out
 
 
 def _describe(ref: Mapping[str, Any], cur: Mapping[str, Any], full: Mapping[str, Any] | None,

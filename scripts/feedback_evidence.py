@@ -5,6 +5,12 @@ Seeds are split before any threshold was looked at: even seeds tune, odd seeds a
     OMP_NUM_THREADS=1 python scripts/feedback_evidence.py est --seeds 10 --out /tmp/fb_est.json
     OMP_NUM_THREADS=1 python scripts/feedback_evidence.py rec --seeds 10 --out /tmp/fb_rec.json
     python scripts/feedback_evidence.py summary /tmp/fb_est.json /tmp/fb_rec.json
+
+The two parts can run side by side on two cores (each loop trains with one thread). ``--keep
+DIR`` keeps every loop's run directory (``DIR/<setting>_seed<k>/round_<r>/predictions.jsonl``
+...) to look at again; an interrupted collection resumes where it stopped. ``summary``
+judges ``feedback.homogenization`` again from each REC loop's stored indicators with the
+current thresholds.
 """
 
 from __future__ import annotations
@@ -20,20 +26,23 @@ from pathlib import Path
 import numpy as np
 from hydra import compose, initialize_config_module
 
+from guardrail.checks.feedback import homogenization_findings
 from guardrail.loop import run
 
 EST_ANCHORING = (0.0, 0.3, 0.6)
 REC_POLICIES = (("model", 0.0), ("random", 0.0), ("mixed", 0.5))
 
 
-def loop(overrides: list[str]) -> dict:
+def loop(overrides: list[str], keep: Path | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp, initialize_config_module(
             "guardrail.configs", version_base="1.3"):
-        cfg = compose("loop/loop", overrides=[*overrides, f"paths.output_dir={tmp}"])
+        cfg = compose("loop/loop", overrides=[*overrides, "threads=1",
+                                              f"paths.output_dir={keep or tmp}"])
         return run(cfg)
 
 
-def collect(part: str, seeds: int, out: Path, policies: list[str] | None) -> None:
+def collect(part: str, seeds: int, out: Path, policies: list[str] | None,
+            keep: Path | None) -> None:
     results = json.loads(out.read_text()) if out.exists() else []
     done = {(r["setting"], r["seed"]) for r in results}
     settings = ([(f"A={a}", ["recipe=est", f"loop.anchoring={a}"]) for a in EST_ANCHORING]
@@ -45,7 +54,8 @@ def collect(part: str, seeds: int, out: Path, policies: list[str] | None) -> Non
             if (name, seed) in done:
                 continue
             start = time.process_time()
-            r = loop([*overrides, f"seed={seed}"])
+            folder = name.replace("=", "").replace(":", "_") + f"_seed{seed}"
+            r = loop([*overrides, f"seed={seed}"], keep / folder if keep else None)
             results.append({"setting": name, "seed": seed, "rounds": r["rounds"],
                             "summary": {k: v for k, v in r["summary"].items()
                                         if k in ("anchoring", "exposure")},
@@ -56,8 +66,20 @@ def collect(part: str, seeds: int, out: Path, policies: list[str] | None) -> Non
             print(name, seed, results[-1]["checks"], results[-1]["cpu_s"], flush=True)
 
 
+def rejudge(result: dict) -> dict:
+    """``feedback.homogenization`` judged again from the loop's stored spread indicators with
+    the current default thresholds (the rule is a pure function of them), so that a threshold
+    tuned after a collection needs no new simulation."""
+    if not all(name in result["rounds"][0] for name in ("coverage", "training_equality")):
+        return result
+    checks = set(result["checks"]) - {"feedback.homogenization"}
+    if homogenization_findings(result["rounds"]):
+        checks.add("feedback.homogenization")
+    return {**result, "checks": sorted(checks)}
+
+
 def summary(paths: list[Path]) -> None:
-    results = [r for p in paths for r in json.loads(p.read_text())]
+    results = [rejudge(r) for p in paths for r in json.loads(p.read_text())]
     for half, parity in (("tuning (even seeds)", 0), ("held out (odd seeds)", 1)):
         print(f"\n## {half}")
         for setting in sorted({r["setting"] for r in results}):
@@ -98,11 +120,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--policies", nargs="*")
+    parser.add_argument("--keep", type=Path, help="keep each loop's run directory here")
     args = parser.parse_args()
     if args.part == "summary":
         summary(args.paths)
     else:
-        collect(args.part, args.seeds, args.out, args.policies)
+        collect(args.part, args.seeds, args.out, args.policies, args.keep)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,13 @@ exposure (a reference series; none: no drop) by ``min_drop``. The rule warns whe
 
 **Self-evaluation** (Sculley et al. 2015's hidden feedback loops): the same metric measured
 each round on data the model selected or influenced and on data it did not touch. It warns when
-the influenced metric is better than the untouched one by ``min_gap`` (relative) in every round,
-or improves by ``min_gain`` over the rounds while the untouched one improves by less than half
-of that: the model grading its own homework.
+the influenced metric is better than the untouched one in every round and by ``min_gap``
+(relative) on average, or improves by ``min_gain`` over the rounds while the untouched one
+improves by less than half of that and the influenced one stays ``min_gap`` ahead from the
+middle round on: the model grading its own homework. A round's metric on a few hundred
+records is noisy, so no single round or single first-to-last change decides: at A = 0 of the
+EST loop, where both slices measure the same thing, a round's RMSE on ~130 held-out sales was
+up to 35 % off the served sales'.
 
 Example:
     >>> import numpy as np
@@ -110,8 +114,11 @@ class FeedbackThresholds(Thresholds):
     min_rounds: int = limit(
         3, "feedback.homogenization", "rounds of retraining needed before a trend is judged",
         low=2, integer=True)
+    # REC under policy=model (even seeds): coverage fell for three rounds and rose a little in
+    # the last two, so at 0.75 two of three tuning seeds went unflagged; at 0.5 all were,
+    # while under random exposure no indicator moved by 1 % (min_drop keeps that silent).
     monotone_share: float = limit(
-        0.75, "feedback.homogenization", "share of round-to-round steps in which a spread "
+        0.5, "feedback.homogenization", "share of round-to-round steps in which a spread "
         "indicator must fall", low=0, high=1, open_low=True)
     # Tuned on the even seeds of the REC loop: random exposure moved no indicator by more
     # than a few percent; the model's own top-k cut coverage by more than half in 5 rounds.
@@ -121,13 +128,15 @@ class FeedbackThresholds(Thresholds):
     min_signals: int = limit(
         2, "feedback.homogenization", "spread indicators that must concentrate for a warning",
         low=1, high=len(SPREAD_INDICATORS), integer=True)
+    # Tuned on the even seeds of the EST loop (mean absolute error of log price per round):
+    # at A = 0 no seed fired, at A = 0.3 and 0.6 every seed did.
     min_gap: float = limit(
-        0.15, "feedback.self_evaluation", "relative advantage of the metric on influenced data "
-        "over untouched data, in every round", low=0, open_low=True)
+        0.15, "feedback.self_evaluation", "mean relative advantage of the metric on influenced "
+        "data over untouched data (ahead in every round)", low=0, open_low=True)
     min_gain: float = limit(
         0.1, "feedback.self_evaluation", "relative improvement over the rounds of the metric on "
-        "influenced data (the untouched one improving less than half as much)", low=0,
-        open_low=True)
+        "influenced data (the untouched one improving less than half as much, the influenced "
+        "one min_gap ahead from the middle round on)", low=0, open_low=True)
 
 
 DEFAULTS = FeedbackThresholds()
@@ -510,13 +519,15 @@ def self_evaluation_findings(
         return float(sign * (series[-1] - series[0]) / abs(series[0])) if series[0] else 0.0
 
     gain_inf, gain_unt = (gain(inf), gain(unt)) if len(inf) >= 2 else (0.0, 0.0)
-    gap_rule = bool(gaps.min() >= thresholds.min_gap)
-    trend_rule = gain_inf >= thresholds.min_gain and gain_unt < gain_inf / 2
+    gap_rule = bool(gaps.min() > 0 and gaps.mean() >= thresholds.min_gap)
+    trend_rule = (gain_inf >= thresholds.min_gain and gain_unt < gain_inf / 2
+                  and bool(gaps[len(gaps) // 2:].min() >= thresholds.min_gap))
     if not (gap_rule or trend_rule):
         return []
     better = "higher" if higher_is_better else "lower"
-    how = (f"is {gaps.mean():.0%} better ({better}) on the data the model influenced than on "
-           f"data it did not touch, in every one of {len(inf)} rounds" if gap_rule else
+    how = (f"is {gaps.mean():.0%} better ({better}) on average on the data the model "
+           f"influenced than on data it did not touch, and better in every one of {len(inf)} "
+           "rounds" if gap_rule else
            f"improved {gain_inf:.0%} over {len(inf)} rounds on the data the model influenced, "
            f"but {gain_unt:.0%} on data it did not touch")
     return [Finding(
@@ -527,6 +538,7 @@ def self_evaluation_findings(
                                 "untouched": [round(float(v), 4) for v in unt],
                                 "gain_influenced": round(gain_inf, 4),
                                 "gain_untouched": round(gain_unt, 4),
-                                "min_gap": round(float(gaps.min()), 4)},
+                                "gaps": [round(float(g), 4) for g in gaps],
+                                "min_gap": thresholds.min_gap},
         hint="Report the metric on an un-influenced slice (a random holdout, or users shown "
              "random items) as the headline number, and track the gap between the two.")]
