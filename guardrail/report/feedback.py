@@ -101,8 +101,11 @@ def render_loop(result: Mapping[str, Any]) -> str:
     findings = [Finding.from_dict(f) for f in result.get("findings") or []]
     rounds = list(result.get("rounds") or [])
     keys = [k for k in (rounds[0] if rounds else {}) if k != "round"]
-    table = _table(["round", *keys], [[r.get("round"), *(r.get(k, "") for k in keys)]
-                                      for r in rounds]) if rounds else "<p>No rounds.</p>"
+    # one column per round, one row per measure: a page's width holds the rounds, not the
+    # measures
+    table = _table(["round", *(str(r.get("round", "")) for r in rounds)],
+                   [[k, *(r.get(k, "") for r in rounds)] for k in keys]) \
+        if rounds else "<p>No rounds.</p>"
     settings = _table(["setting", "value"], sorted(
         (k, str(v)) for k, v in (result.get("loop") or {}).items()))
     title = f"guardrail loop: {result.get('recipe', '')}, seed {result.get('seed', '')}"

@@ -58,6 +58,23 @@ def test_findings_table_fits_a_1280_pixel_page(run_dir, tmp_path):
     assert scroll_width(run_dir / "report.html", tmp_path / "profile", width=1280) <= 1280
 
 
+def test_the_loop_page_fits_a_1280_pixel_page_without_console_errors(tmp_path):
+    """``python -m guardrail.loop``'s report.html, with a round's ten measures and a finding."""
+    from guardrail.report.feedback import write_loop_html
+
+    measures = {f"measure_number_{i}_of_the_round": 0.1234567 * i for i in range(10)}
+    page = write_loop_html(tmp_path, {
+        "recipe": "est", "seed": 0, "loop": {"anchoring": 0.3},
+        "rounds": [{"round": k, "period": "2007-06 to 2008-03", **measures} for k in (1, 2, 3, 4)],
+        "summary": {"anchoring": {"estimate": 0.25, "low": 0.18, "high": 0.32,
+                                  "confidence": 0.95, "method": "holdout", "n": 2047}},
+        "findings": [Finding("feedback.anchoring", "warning", "Labels follow the model.",
+                             where="label").to_dict()]})
+    dom, stderr = render_dom(page, tmp_path / "profile")
+    assert console_messages(stderr) == [] and "Do new labels follow the model?" in dom
+    assert scroll_width(page, tmp_path / "profile", width=1280) <= 1280
+
+
 def test_a_page_too_wide_is_measured_so(tmp_path):
     page = tmp_path / "wide.html"
     page.write_text("<!DOCTYPE html><html><body><div style='width:3000px'>x</div></body></html>")
