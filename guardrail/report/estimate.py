@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from guardrail.report.html import COLOURS, CSS, _tick_label, log_ticks, nice_ticks
+from guardrail.report.html import COLOURS, _tick_label, log_ticks, nice_ticks, page
 from guardrail.report.plots import legend_svg
 from guardrail.report.text import escape as _e
 
@@ -128,13 +128,7 @@ def render_estimate(result: dict[str, Any]) -> str:
     at_table = (f"<h2>Forecast</h2><table><tr><th>{_e(quantity)}</th><th>10%</th>"
                 f"<th>median</th><th>90%</th><th>fitted curve</th></tr>{forecasts}</table>"
                 if forecasts else "")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{CSS}</style></head>
-<body>
-<h1>{_e(title)}</h1>
-<section id="answer"><h2>The answer</h2><ul>{sentences}</ul>
+    return page(title, f"""<section id="answer"><h2>The answer</h2><ul>{sentences}</ul>
 {scaling_svg(result)}
 <p>The curve is a saturating power law in the swept quantity (Hestness et al. 2017); the band
 and the intervals come from refitting it to the runs redrawn with their run-to-run noise, and
@@ -144,5 +138,4 @@ an interval at a forecast point is where one run there would measure {_e(metric)
 <th>mean</th><th>sd</th></tr>{measured}</table>
 <table><tr><th>run</th><th>{_e(quantity)}</th><th>seed</th><th>status</th>
 <th>{_e(metric)}</th><th>note</th></tr>{runs}</table></section>
-</body></html>
-"""
+""")

@@ -26,7 +26,7 @@ from typing import Any
 from guardrail.checks.feedback import SPREAD_INDICATORS
 from guardrail.findings import Finding
 from guardrail.io import write_text
-from guardrail.report.html import CSS, findings_table
+from guardrail.report.html import findings_table, page
 from guardrail.report.text import escape as _e
 from guardrail.report.text import number as _num
 from guardrail.report.text import tidy
@@ -112,19 +112,12 @@ def render_loop(result: Mapping[str, Any]) -> str:
     verdict = (f"{len(findings)} feedback finding(s): "
                + ", ".join(sorted({f.check for f in findings})) if findings else
                "No feedback loop detected.")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{CSS}</style></head>
-<body>
-<h1>{_e(title)}</h1>
-<section id="summary"><h2>Summary</h2><p>{_e(verdict)}</p></section>
+    return page(title, f"""<section id="summary"><h2>Summary</h2><p>{_e(verdict)}</p></section>
 <section id="findings"><h2>Findings</h2>{findings_table(findings)}</section>
 <section id="feedback"><h2>Feedback loop</h2>{feedback_section(result.get("summary"))}</section>
 <section id="rounds"><h2>Rounds</h2>{table}</section>
 <section id="settings"><h2>Settings</h2>{settings}</section>
-</body></html>
-"""
+""")
 
 
 def write_loop_html(folder: str | Path, result: Mapping[str, Any]) -> Path:

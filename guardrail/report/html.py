@@ -294,6 +294,24 @@ def learning_curve_svg(history: Sequence[dict[str, Any]], keys: Sequence[str] = 
             f"class='curve'>{''.join(parts)}</svg>")
 
 
+def page(title: str, body: str, css: str = CSS) -> str:
+    """A whole self-contained page: ``title`` as its title and heading, then ``body``.
+
+    Example:
+        >>> page("a <run>", "<p>hi</p>").count("a &lt;run&gt;")
+        2
+
+    """
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title><style>{css}</style></head>
+<body>
+<h1>{_e(title)}</h1>
+{body}</body></html>
+"""
+
+
 def findings_table(findings: Sequence[Finding]) -> str:
     """The findings as a table, most severe first (the run report's and the loop page's)."""
     if not findings:
@@ -346,13 +364,8 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
     privacy = privacy_section(read_json(folder / PRIVACY_FILE)) if folder else ""
     scored = read_json(folder / SCORE_FILE) if folder else None
     score = score_section(scored) if scored else ""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>guardrail report: {_e(recipe)}</title><style>{CSS}</style></head>
-<body>
-<h1>guardrail report: {_e(recipe)}</h1>
-<section id="summary"><h2>Summary</h2><table class="summary">{lights}</table></section>
+    return page(f"guardrail report: {recipe}", f"""<section id="summary"><h2>Summary</h2>
+<table class="summary">{lights}</table></section>
 <section id="metrics"><h2>Metrics</h2>{_metrics_table(report)}
 {f'<h3>Learning curves</h3>{curve}' if curve else ''}</section>
 <section id="findings"><h2>Findings</h2>{findings_table(findings)}</section>
@@ -365,5 +378,4 @@ def render_html(report: dict[str, Any], findings: Sequence[Finding],
 {f'<section id="score"><h2>ML Test Score</h2>{score}</section>' if score else ''}
 <section id="run"><h2>Run</h2><table>{run_rows}</table>
 {f'<h3>What pins this result</h3>{pinned}' if pinned else ''}</section>
-</body></html>
-"""
+""")

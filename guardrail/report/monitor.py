@@ -35,7 +35,7 @@ from typing import Any
 from guardrail.io import write_text
 from guardrail.report.feedback import feedback_section
 from guardrail.report.html import CSS as _BASE_CSS
-from guardrail.report.html import nice_ticks
+from guardrail.report.html import nice_ticks, page
 from guardrail.report.text import escape as _e
 from guardrail.report.text import number as _num
 from guardrail.report.text import tidy, with_code
@@ -563,14 +563,8 @@ def render_monitor(result: Mapping[str, Any],
                      for k, v in thresholds.items())
     title = f"guardrail monitor: {Path(str(result.get('run_dir') or 'run')).name}"
     feedback = feedback_section(result.get("feedback"))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{_e(title)}</h1>
-<section id="summary"><h2>Summary</h2><table class="summary">{lights}</table>
-<table>{facts}</table></section>
+    return page(title, f"""<section id="summary"><h2>Summary</h2>
+<table class="summary">{lights}</table><table>{facts}</table></section>
 <section id="timeline"><h2>Windows</h2>{_timeline(result, fired)}
 {_windows_table(result, fired)}</section>
 <section id="fields"><h2>Training against served, per field</h2>
@@ -579,8 +573,7 @@ def render_monitor(result: Mapping[str, Any],
 {f'<section id="feedback"><h2>Feedback loop</h2>{feedback}</section>' if feedback else ''}
 {f'<section id="thresholds"><h2>Thresholds</h2><table>{limits}</table></section>'
  if limits else ''}
-</body></html>
-"""
+""", css=_CSS)
 
 
 def _read_windows(path: Path) -> Iterator[dict[str, Any]]:
