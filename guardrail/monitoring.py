@@ -58,7 +58,8 @@ from guardrail.checks.drift import (
     performance_metric,
     thin_window_finding,
 )
-from guardrail.errors import ConfigError
+from guardrail.errors import ConfigError, DataError
+from guardrail.feedback import FeedbackMonitor
 from guardrail.findings import Finding, Severity, count_findings
 from guardrail.io import to_jsonable, write_json
 
@@ -831,9 +832,6 @@ def _feedback(outcomes: Sequence[tuple[str, Any, Any, bool]],
     Anchoring needs numeric (regression) predictions and labels, served and held-out rows;
     self-evaluation the metric on both groups per window (each window a round).
     """
-    from guardrail.errors import DataError
-    from guardrail.feedback import FeedbackMonitor
-
     if not outcomes:
         return {"skipped": "The feedback checks were not run: no labelled row says whether its "
                 "prediction was served. Give each record a \"served\": true or false (keep a "
