@@ -197,6 +197,7 @@ class FeedbackMonitor:
             "many held out, or served rows with a shadow prediction",
             "exposure": self._exposure, "reference_exposure": self._reference,
             "metrics": {m: {"higher_is_better": e["higher_is_better"],
+                            "rounds": sorted(e["rounds"]),
                             "influenced": [e["rounds"][r][0] for r in sorted(e["rounds"])],
                             "untouched": [e["rounds"][r][1] for r in sorted(e["rounds"])]}
                         for m, e in self._metrics.items()},

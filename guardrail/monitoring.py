@@ -6,7 +6,9 @@ them into windows of ``window`` records or by the log's ``time`` (``by="day"`` o
 profiles each window on the bins of the run's reference (``RUN_DIR/export/reference.json``,
 written by ``guardrail export``) and judges it with the pure rules of
 :mod:`guardrail.checks.drift`. Memory is bounded by the reference and one window's category
-counts, never by the log: a window keeps counts on fixed bins, not its records.
+counts, never by the log: a window keeps counts on fixed bins, not its records. With
+``--labels`` the labels are held too, and so is one small tuple for each labelled row that says
+whether it was served (for the feedback checks).
 
 Public API (plain data, for the CLI and for renderers such as an HTML report):
 
@@ -38,6 +40,7 @@ import collections
 import dataclasses
 import datetime as dt
 import json
+import math
 import multiprocessing
 import os
 import sqlite3
@@ -127,7 +130,8 @@ class WindowResult:
         predictions: The same for the model's predictions.
         performance: ``{"metric", "value", "labelled", "test", "worse_by"}`` with labels,
             ``{"labelled": n}`` with too few, ``None`` without; with rows that say whether
-            they were ``served``, also ``"served"`` and ``"holdout"``: the metric on each.
+            they were ``served``, also ``"split_metric"``, ``"served"`` and ``"holdout"``: the
+            error on each group (:func:`_served_performance`).
         findings: What the rules found in it.
         outcomes: ``(id, prediction, label, served)`` of its labelled rows that say whether
             they were served (for :class:`~guardrail.feedback.FeedbackMonitor`; not written).
@@ -363,6 +367,10 @@ def read_records(path: str | Path, chunk: int = CHUNK) -> Iterator[list[Row]]:
                     "--records takes one record (a JSON object) per line.")
             if "record" in item and isinstance(item["record"], dict):
                 served = item.get("served")
+                if served is not None and (served.__class__ is not bool and served not in (0, 1)):
+                    raise ConfigError(
+                        f"{path}, line {number}: \"served\" is {served!r}; give true or false "
+                        "(whether the prediction was shown to the world).")
                 out.append(Row(str(item.get("id", number)), item.get("time"), item["record"],
                                item.get("prediction"), "prediction" in item,
                                None if served is None else bool(served)))
@@ -696,21 +704,32 @@ class _Open:
 
 def _served_performance(outcomes: Sequence[tuple[str, Any, Any, bool]],
                         limits: DriftThresholds) -> dict[str, Any] | None:
-    """The window's metric on served and on held-out (un-served) rows, each well labelled.
+    """The window's error on served and on held-out (un-served) rows, each well labelled.
 
-    ``None`` unless both groups hold ``limits.min_labels`` labelled rows.
+    ``{"split_metric", "served", "holdout"}``: the mean absolute error for numeric labels (a
+    window's RMSE on a few dozen held-out rows is ruled by its largest errors), the Brier
+    score for 0/1 labels; ``None`` unless both groups hold ``limits.min_labels`` labelled
+    rows of one kind.
+
+    Example:
+        >>> rows = [("1", 1.0, 2.0, True), ("2", 1.0, 1.5, False)] * 50
+        >>> _served_performance(rows, DriftThresholds())
+        {'split_metric': 'mae', 'served': 1.0, 'holdout': 0.5}
+
     """
     groups = {key: [(p, y) for _, p, y, s in outcomes if s is flag]
               for key, flag in (("served", True), ("holdout", False))}
     if min(len(g) for g in groups.values()) < limits.min_labels:
         return None
-    out = {}
-    for key, group in groups.items():
-        measured = performance_metric(group)
-        if measured is None:
-            return None
-        out[key] = measured[1]
-    return out
+    measured = {key: performance_metric(group) for key, group in groups.items()}
+    kinds = {m[0] if m else None for m in measured.values()}
+    if kinds == {"brier"}:
+        return {"split_metric": "brier", **{k: m[1] for k, m in measured.items() if m}}
+    if kinds == {"rmse"}:
+        return {"split_metric": "mae", **{
+            key: sum(abs(float(p) - float(y)) for p, y in group) / len(group)
+            for key, group in groups.items()}}
+    return None
 
 
 def _describe(ref: Mapping[str, Any], cur: Mapping[str, Any], full: Mapping[str, Any] | None,
@@ -764,7 +783,8 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
 
     The arguments are :func:`iter_windows`'s; ``write=False`` writes nothing. Windows are
     written to ``windows.jsonl`` as they are judged, so memory holds one window's profile and
-    each window's headline only.
+    each window's headline (and, with labels, what the feedback checks need: the module's
+    docstring says what).
 
     Returns:
         The :class:`MonitorResult` (also ``monitor.json``; findings in ``findings.jsonl``).
@@ -796,13 +816,13 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
             result.findings.extend(item.findings)
             result.records += item.records
             outcomes.extend(item.outcomes)
-            if item.performance and "holdout" in item.performance:
+            if item.performance and "split_metric" in item.performance:
                 metrics.append((item.index, item.performance))
     finally:
         if handle is not None:
             handle.close()
     if labels is not None:
-        result.feedback, found = _feedback(outcomes, metrics)
+        result.feedback, found = _feedback(outcomes, metrics, limits)
         result.findings.extend(found)
     if write:
         if folder is None:  # an empty source: still say so in files
@@ -825,34 +845,51 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
 
 
 def _feedback(outcomes: Sequence[tuple[str, Any, Any, bool]],
-              metrics: Sequence[tuple[int, Mapping[str, Any]]]
-              ) -> tuple[dict[str, Any], list[Finding]]:
+              metrics: Sequence[tuple[int, Mapping[str, Any]]],
+              limits: DriftThresholds) -> tuple[dict[str, Any], list[Finding]]:
     """The ``feedback.*`` checks on labelled rows that say whether they were ``served``.
 
-    Anchoring needs numeric (regression) predictions and labels, served and held-out rows;
-    self-evaluation the metric on both groups per window (each window a round).
+    Anchoring needs numeric labels that are not all 0/1 (a regression) and served and
+    held-out rows; self-evaluation the error on both groups in enough windows (each window a
+    round). What was not judged, and why, is said in the summary.
     """
     if not outcomes:
         return {"skipped": "The feedback checks were not run: no labelled row says whether its "
-                "prediction was served. Give each record a \"served\": true or false (keep a "
-                "random slice un-served) to measure anchoring and self-evaluation."}, []
+                "prediction was served. They need a records file whose rows read {\"record\": "
+                "..., \"prediction\": ..., \"id\": ..., \"served\": true or false} (keep a "
+                "random slice un-served) and --labels joined on the id; a serving log holds no "
+                "such flag."}, []
     fm = FeedbackMonitor()
-    regression = all(m.get("metric") == "rmse" for _, m in metrics) and not all(
-        isinstance(y, int | float) and y in (0, 1) for _, _, y, _ in outcomes)
-    if regression:
-        try:
-            fm.log_predictions({"id": i, "prediction": p, "served": s}
-                               for i, p, _, s in outcomes)
-            fm.log_labels({i: y for i, _, y, _ in outcomes})
-        except DataError:  # not scalar numbers: anchoring cannot be estimated
-            fm = FeedbackMonitor()
+    numeric = [(i, p, y, s) for i, p, y, s in outcomes if _finite(p) and _finite(y)]
+    notes: dict[str, str] = {}
+    if numeric and all(float(y) in (0.0, 1.0) for _, _, y, _ in numeric):
+        notes["anchoring"] = ("not estimated: the labels are 0/1; anchoring is measured on "
+                              "numeric (regression) labels")
+    elif numeric:
+        fm.log_predictions({"id": i, "prediction": p, "served": s} for i, p, _, s in numeric)
+        fm.log_labels({i: y for i, _, y, _ in numeric})
+        if len(numeric) < len(outcomes):
+            notes["anchoring_rows_left_out"] = (
+                f"{len(outcomes) - len(numeric)} labelled rows whose prediction or label is not "
+                "a finite number")
     for index, m in metrics:
-        fm.log_metric(index, str(m["metric"]), m["served"], m["holdout"],
-                      higher_is_better=False)  # rmse and brier: lower is better
+        fm.log_metric(index, str(m["split_metric"]), m["served"], m["holdout"],
+                      higher_is_better=False)  # mae and brier: lower is better
+    needed = fm.thresholds.min_evaluation_rounds
+    if len(metrics) < needed:
+        notes["self_evaluation"] = (
+            f"not judged: {len(metrics)} window(s) held {limits.min_labels} labelled served and "
+            f"{limits.min_labels} held-out rows; it needs {needed}. Use a larger --window, or "
+            "hold out a larger slice.")
     try:
-        return fm.summary(), fm.findings()
+        summary, found = fm.summary(), fm.findings()
     except DataError as err:
         return {"skipped": f"The feedback checks were not run: {err}"}, []
+    return {**summary, **notes}, found
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and value.__class__ is not bool and math.isfinite(value)
 
 
 def read_windows(folder: str | Path) -> Iterator[dict[str, Any]]:

@@ -70,7 +70,8 @@ def rejudge(result: dict) -> dict:
     """``feedback.homogenization`` judged again from the loop's stored spread indicators with
     the current default thresholds (the rule is a pure function of them), so that a threshold
     tuned after a collection needs no new simulation."""
-    if not all(name in result["rounds"][0] for name in ("coverage", "training_equality")):
+    if not result["rounds"] or not all(name in result["rounds"][0]
+                                       for name in ("coverage", "training_equality")):
         return result
     checks = set(result["checks"]) - {"feedback.homogenization"}
     if homogenization_findings(result["rounds"]):

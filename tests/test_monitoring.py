@@ -149,11 +149,12 @@ def test_labels_following_the_served_predictions_are_a_feedback_loop(run, tmp_pa
     records, labels = served_with_labels(tmp_path, anchoring=0.5)
     result = monitor(run, records=records, labels=labels, window=300)
     fired = {(f.check, f.where) for f in result.findings}
-    assert {("feedback.anchoring", "label"), ("feedback.self_evaluation", "rmse")} <= fired
+    assert {("feedback.anchoring", "label"), ("feedback.self_evaluation", "mae")} <= fired
     assert 0.4 < result.feedback["anchoring"]["estimate"] < 0.6
     assert result.exit_code == 1
     page = (Path(result.folder) / "monitor.html").read_text()
     assert "Do new labels follow the model?" in page and "grading its own homework" in page
+    assert result.feedback["metrics"]["mae"]["rounds"] == [0, 1, 2, 3]  # window indices
 
 
 def test_labels_of_a_world_that_ignores_the_model_are_no_feedback_loop(run, tmp_path):
@@ -161,7 +162,28 @@ def test_labels_of_a_world_that_ignores_the_model_are_no_feedback_loop(run, tmp_
     result = monitor(run, records=records, labels=labels, window=300, write=False)
     assert [f for f in result.findings if f.check.startswith("feedback.")] == []
     assert abs(result.feedback["anchoring"]["estimate"]) < 0.1
-    assert len(result.feedback["metrics"]["rmse"]["influenced"]) == 4
+    assert len(result.feedback["metrics"]["mae"]["influenced"]) == 4
+
+
+def test_feedback_checks_say_what_they_could_not_judge(run, tmp_path):
+    records, labels = served_with_labels(tmp_path, anchoring=0.5)
+    # one window of 1,200 rows is one round: self-evaluation needs three
+    result = monitor(run, records=records, labels=labels, window=1_200, write=False)
+    assert "not judged: 1 window(s)" in result.feedback["self_evaluation"]
+    assert "feedback.self_evaluation" not in {f.check for f in result.findings}
+    # 0/1 labels: a classifier's outcomes; anchoring is not estimated on them
+    binary = tmp_path / "binary.jsonl"
+    binary.write_text("".join(json.dumps({"id": i, "label": i % 2}) + "\n" for i in range(1_200)))
+    result = monitor(run, records=records, labels=binary, window=300, write=False)
+    assert result.feedback["anchoring"].startswith("not estimated: the labels are 0/1")
+    assert result.feedback["metrics"]["brier"]["rounds"] == [0, 1, 2, 3]
+
+
+def test_a_served_flag_that_is_not_true_or_false_is_one_clear_error(run, tmp_path, capsys):
+    path = tmp_path / "served.jsonl"
+    path.write_text(json.dumps({"record": healthy(1)[0], "served": "false"}) + "\n")
+    assert main(["monitor", str(run), "--records", str(path)]) == 2
+    assert "line 1: \"served\" is 'false'; give true or false" in capsys.readouterr().err
 
 
 def test_labels_without_served_flags_say_the_feedback_checks_were_not_run(run, tmp_path):

@@ -48,7 +48,8 @@ def _anchoring(anchoring: Any) -> str:
         return f"<p>Anchoring: {_e(anchoring)}.</p>" if anchoring else ""
     return ("<h3>Do new labels follow the model?</h3><p>Anchoring A (the share of a new label "
             "that is the served prediction; 0 when the world ignores the model): "
-            f"<b>{_num(anchoring.get('estimate'))}</b>, {_num(100 * anchoring['confidence'])}% "
+            f"<b>{_num(anchoring.get('estimate'))}</b>, "
+            f"{_num(100 * float(anchoring.get('confidence') or 0.95))}% "
             f"interval {_num(anchoring.get('low'))} to {_num(anchoring.get('high'))} "
             f"({_e(anchoring.get('method'))} estimate on {_num(anchoring.get('n'))} "
             "records).</p>")
@@ -64,27 +65,34 @@ def _exposure(rounds: Sequence[Mapping[str, Any]]) -> str:
             f"(lower is more concentrated). {_e(legend)}.</p>" + _table(["round", *names], rows))
 
 
-def _metrics(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+def _metrics(metrics: Mapping[str, Mapping[str, Any]], round_label: str) -> str:
     out = []
     for name, m in metrics.items():
         better = "higher" if m.get("higher_is_better") else "lower"
-        rows = [[i + 1, a, b] for i, (a, b) in enumerate(zip(
-            m.get("influenced") or [], m.get("untouched") or [], strict=False))]
+        pairs = list(zip(m.get("influenced") or [], m.get("untouched") or [], strict=False))
+        keys = m.get("rounds") or range(1, len(pairs) + 1)
+        rows = [[k, a, b] for k, (a, b) in zip(keys, pairs, strict=False)]
         out.append(f"<h3>Is the model grading its own homework? <code>{_e(name)}</code></h3>"
-                   f"<p>Per round, on data the model influenced against data it did not "
-                   f"touch ({better} is better).</p>"
-                   + _table(["round", "influenced", "untouched"], rows))
+                   f"<p>Per {_e(round_label)}, on data the model influenced against data it "
+                   f"did not touch ({better} is better).</p>"
+                   + _table([round_label, "influenced", "untouched"], rows))
     return "".join(out)
 
 
-def feedback_section(summary: Mapping[str, Any] | None) -> str:
-    """HTML for a :meth:`FeedbackMonitor.summary` (``""`` when there is nothing to show)."""
+def feedback_section(summary: Mapping[str, Any] | None, round_label: str = "round") -> str:
+    """HTML for a :meth:`FeedbackMonitor.summary` (``""`` when there is nothing to show).
+
+    ``round_label`` names a round (``"window"`` on monitor.html); notes of what was not judged
+    (``self_evaluation``, ``anchoring_rows_left_out``) are shown as written.
+    """
     if not summary:
         return ""
     if summary.get("skipped"):
         return f"<p>{_e(tidy(str(summary['skipped'])))}</p>"
+    notes = "".join(f"<p>{_e(k.replace('_', ' ').capitalize())}: {_e(summary[k])}.</p>"
+                    for k in ("self_evaluation", "anchoring_rows_left_out") if summary.get(k))
     return (_anchoring(summary.get("anchoring")) + _exposure(summary.get("exposure") or [])
-            + _metrics(summary.get("metrics") or {}))
+            + _metrics(summary.get("metrics") or {}, round_label) + notes)
 
 
 def render_loop(result: Mapping[str, Any]) -> str:

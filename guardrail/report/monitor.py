@@ -562,7 +562,7 @@ def render_monitor(result: Mapping[str, Any],
     limits = "".join(f"<tr><th><code>{_e(k)}</code></th><td class='num'>{_num(v)}</td></tr>"
                      for k, v in thresholds.items())
     title = f"guardrail monitor: {Path(str(result.get('run_dir') or 'run')).name}"
-    feedback = feedback_section(result.get("feedback"))
+    feedback = feedback_section(result.get("feedback"), round_label="window")
     return page(title, f"""<section id="summary"><h2>Summary</h2>
 <table class="summary">{lights}</table><table>{facts}</table></section>
 <section id="timeline"><h2>Windows</h2>{_timeline(result, fired)}
