@@ -8,8 +8,9 @@ alternating order (interleaved, so drift of the machine hits both): once as the 
 (``nn.GRU``, Lightning's loop, no guardrails) and once with
 :class:`guardrail.callbacks.DifferentialPrivacy` at epsilon 4 (``nn.GRU`` replaced by Opacus'
 ``DPGRU``, per-example gradients, clipping, noise, Poisson sampling). The time of each step
-(batch start to batch end, the first 5 steps left out) is taken; the figure is the median over
-pairs of the ratio of median step times, DP over plain.
+(one batch start to the next, so Poisson sampling is included; the first 5 steps left out)
+is taken; the figure is the median over pairs of the ratio of median step times, DP over
+plain.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import time
+import sys
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 from hydra import compose, initialize_config_module
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_overhead import StepClock
 
 from guardrail.build import build
 from guardrail.callbacks import DifferentialPrivacy
@@ -30,25 +35,13 @@ from guardrail.callbacks import DifferentialPrivacy
 WARMUP = 5
 
 
-class StepTimer(pl.Callback):
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def on_train_batch_start(self, *args: object) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, *args: object) -> None:
-        self.times.append(time.perf_counter() - self._start)
-
-
 def step_time(source: str, steps: int, private: bool) -> float:
     with initialize_config_module("guardrail.configs", version_base="1.3"):
         cfg = compose("train", overrides=["recipe=ret", f"data.source={source}"])
     pl.seed_everything(0, verbose=False)
     built = build(cfg)
-    timer = StepTimer()
-    callbacks: list[pl.Callback] = [timer]
+    clock = StepClock()
+    callbacks: list[pl.Callback] = [clock]
     if private:
         callbacks.append(DifferentialPrivacy(target_epsilon=4.0, fix_layers=True))
     pl.Trainer(max_steps=steps + WARMUP, max_epochs=1000, logger=False,
@@ -56,7 +49,7 @@ def step_time(source: str, steps: int, private: bool) -> float:
                enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                callbacks=callbacks, accelerator="cpu", devices=1).fit(
         built.module, datamodule=built.datamodule)
-    return statistics.median(timer.times[WARMUP:])
+    return clock.median_step(WARMUP)
 
 
 def main() -> None:

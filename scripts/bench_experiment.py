@@ -27,9 +27,11 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -38,6 +40,9 @@ from hydra import compose, initialize_config_module
 from lightning.pytorch import Callback
 from omegaconf import open_dict
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_overhead import StepClock
 
 from guardrail.build import build
 from guardrail.callbacks import ConfigLock, DeterminismGuard, RunManifest
@@ -66,24 +71,6 @@ def timed(callback: Callback, totals: dict[str, float],
 
         setattr(callback, hook, wrapper)
     return callback
-
-
-class StepClock(Callback):
-    """Median seconds between training-batch starts."""
-
-    def __init__(self) -> None:
-        self.starts: list[float] = []
-        self.fit_start = 0.0
-
-    def on_fit_start(self, *args: Any) -> None:
-        self.fit_start = time.perf_counter()
-
-    def on_train_batch_start(self, *args: Any) -> None:
-        self.starts.append(time.perf_counter())
-
-    def median_step(self) -> float:
-        return statistics.median(b - a for a, b in zip(self.starts, self.starts[1:],
-                                                       strict=False))
 
 
 def first_steps(recipe: str, n: int) -> float:

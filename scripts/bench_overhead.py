@@ -56,7 +56,7 @@ from guardrail.callbacks import (
 
 
 class StepClock(Callback):
-    """Timestamps of every training-batch start, and of fit start."""
+    """Timestamps of every training-batch start, and of fit start (shared by the benchmarks)."""
 
     def __init__(self) -> None:
         self.fit_start = 0.0
@@ -67,6 +67,11 @@ class StepClock(Callback):
 
     def on_train_batch_start(self, *args: Any) -> None:
         self.starts.append(time.perf_counter())
+
+    def median_step(self, skip: int = 0) -> float:
+        """Median seconds from one batch start to the next, the first ``skip`` steps left out."""
+        gaps = [b - a for a, b in zip(self.starts, self.starts[1:], strict=False)]
+        return statistics.median(gaps[skip:])
 
 
 def guardrails(variant: str) -> list[Callback]:
@@ -105,8 +110,7 @@ def step_times(recipe: str, callbacks: list[Callback], steps: int, warmup: int,
                          enable_model_summary=False, deterministic=True,
                          callbacks=[clock, *callbacks], default_root_dir=tmp)
     trainer.fit(built.module, datamodule=built.datamodule)
-    gaps = [b - a for a, b in zip(clock.starts, clock.starts[1:], strict=False)][warmup:]
-    return statistics.median(gaps), clock.starts[0] - clock.fit_start
+    return clock.median_step(warmup), clock.starts[0] - clock.fit_start
 
 
 def run(recipe: str, variant: str, steps: int, warmup: int, tmp: str) -> tuple[float, float]:
@@ -193,10 +197,9 @@ def whole_run(kind: str, steps: int, guarded: bool) -> dict[str, float]:
                         if isinstance(cb, AttributionReport)), {})
     replay = next((getattr(cb, "replay_seconds", 0.0) or 0.0 for cb in callbacks
                    if isinstance(cb, DeterminismGuard)), 0.0)
-    gaps = [b - a for a, b in zip(clock.starts, clock.starts[1:], strict=False)]
     return {"wall": wall, "cpu": cpu,
             "attribution": (attribution.get("budget") or {}).get("total_s", 0.0),
-            "replay": replay, "step": statistics.median(gaps)}
+            "replay": replay, "step": clock.median_step()}
 
 
 def calibrate(kind: str, seconds: float, probe_steps: int = 60) -> int:
