@@ -29,18 +29,11 @@ from guardrail.io import write_text
 from guardrail.report.html import findings_table, page
 from guardrail.report.text import escape as _e
 from guardrail.report.text import number as _num
-from guardrail.report.text import tidy
+from guardrail.report.text import table, tidy
 
 __all__ = ["LOOP_HTML", "feedback_section", "render_loop", "write_loop_html"]
 
 LOOP_HTML = "report.html"
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = "".join("<tr>" + "".join(
-        f"<td class='num'>{_num(v)}</td>" if isinstance(v, int | float) and
-        not isinstance(v, bool) else f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + f"</tr>{cells}</table>"
 
 
 def _anchoring(anchoring: Any) -> str:
@@ -62,7 +55,7 @@ def _exposure(rounds: Sequence[Mapping[str, Any]]) -> str:
     rows = [[i + 1, *(r.get(n, "") for n in names)] for i, r in enumerate(rounds)]
     legend = "; ".join(f"{n}: {SPREAD_INDICATORS[n]}" for n in names)
     return ("<h3>Is what users see narrowing?</h3><p>Spread of each round's recommendations "
-            f"(lower is more concentrated). {_e(legend)}.</p>" + _table(["round", *names], rows))
+            f"(lower is more concentrated). {_e(legend)}.</p>" + table(["round", *names], rows))
 
 
 def _metrics(metrics: Mapping[str, Mapping[str, Any]], round_label: str) -> str:
@@ -75,7 +68,7 @@ def _metrics(metrics: Mapping[str, Mapping[str, Any]], round_label: str) -> str:
         out.append(f"<h3>Is the model grading its own homework? <code>{_e(name)}</code></h3>"
                    f"<p>Per {_e(round_label)}, on data the model influenced against data it "
                    f"did not touch ({better} is better).</p>"
-                   + _table([round_label, "influenced", "untouched"], rows))
+                   + table([round_label, "influenced", "untouched"], rows))
     return "".join(out)
 
 
@@ -111,10 +104,10 @@ def render_loop(result: Mapping[str, Any]) -> str:
     keys = [k for k in (rounds[0] if rounds else {}) if k != "round"]
     # one column per round, one row per measure: a page's width holds the rounds, not the
     # measures
-    table = _table(["round", *(str(r.get("round", "")) for r in rounds)],
+    measures = table(["round", *(str(r.get("round", "")) for r in rounds)],
                    [[k, *(r.get(k, "") for r in rounds)] for k in keys]) \
         if rounds else "<p>No rounds.</p>"
-    settings = _table(["setting", "value"], sorted(
+    settings = table(["setting", "value"], sorted(
         (k, str(v)) for k, v in (result.get("loop") or {}).items()))
     title = f"guardrail loop: {result.get('recipe', '')}, seed {result.get('seed', '')}"
     verdict = (f"{len(findings)} feedback finding(s): "
@@ -123,7 +116,7 @@ def render_loop(result: Mapping[str, Any]) -> str:
     return page(title, f"""<section id="summary"><h2>Summary</h2><p>{_e(verdict)}</p></section>
 <section id="findings"><h2>Findings</h2>{findings_table(findings)}</section>
 <section id="feedback"><h2>Feedback loop</h2>{feedback_section(result.get("summary"))}</section>
-<section id="rounds"><h2>Rounds</h2>{table}</section>
+<section id="rounds"><h2>Rounds</h2>{measures}</section>
 <section id="settings"><h2>Settings</h2>{settings}</section>
 """)
 

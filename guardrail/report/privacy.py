@@ -9,12 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from guardrail.report.text import escape as _e
-
-
-def _table(head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    cells = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>"
-                    for row in rows)
-    return "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + f"</tr>{cells}</table>"
+from guardrail.report.text import table
 
 
 def _utility(audit: dict[str, Any]) -> str:
@@ -52,7 +47,7 @@ def privacy_section(privacy: dict[str, Any] | None) -> str:
                      f" of {scan['total']:,} records scanned, {len(scan.get('fields', {}))} "
                      f"string field(s): {'nothing found' if not found else 'found'}.</p>")
         if found:
-            parts.append(_table(("field", "pattern", "records", "example (redacted)"),
+            parts.append(table(("field", "pattern", "records", "example (redacted)"),
                                 [(m["field"], m["pattern"].replace("_", " "), m["records"],
                                   m["example"]) for m in found]))
     risk = privacy.get("anonymity")
@@ -65,7 +60,7 @@ def privacy_section(privacy: dict[str, Any] | None) -> str:
             f"unique.</p>")
         options = risk.get("generalisations") or []
         if options:
-            parts.append(_table(("generalisation", "k reached", "records under target",
+            parts.append(table(("generalisation", "k reached", "records under target",
                                  "classes left"),
                                 [("; ".join(g["changes"]) or "(none)", g["k"],
                                   f"{g['below_k']:.2%}", g["classes"]) for g in options]))
@@ -92,5 +87,5 @@ def privacy_section(privacy: dict[str, Any] | None) -> str:
             f"{audit['nonmember_loss']:.4f}; {audit['references']} reference model(s) of "
             f"{audit['reference_epochs']} epoch(s). A model that memorised nothing has a true-"
             "positive rate equal to the false-positive rate.</p>"
-            + _table(("attack", "AUC (90%)", "TPR at 0.1% FPR", "TPR at 1% FPR (90%)"), rows))
+            + table(("attack", "AUC (90%)", "TPR at 0.1% FPR", "TPR at 1% FPR (90%)"), rows))
     return "".join(parts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -76,3 +77,19 @@ def with_code(text: str) -> str:
     """
     return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", escape(text))
 
+
+
+def table(head: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
+    """An HTML table: numbers as :func:`number` writes them, right-aligned; the rest escaped.
+
+    Example:
+        >>> table(["k", "<v>"], [["a", 1234], ["b", None]])  # doctest: +NORMALIZE_WHITESPACE
+        "<table><tr><th>k</th><th>&lt;v&gt;</th></tr><tr><td>a</td><td class='num'>1,234</td>\
+</tr><tr><td>b</td><td>None</td></tr></table>"
+
+    """
+    cells = "".join("<tr>" + "".join(
+        f"<td class='num'>{number(v)}</td>" if isinstance(v, int | float) and
+        not isinstance(v, bool) else f"<td>{escape(v)}</td>" for v in row) + "</tr>"
+        for row in rows)
+    return "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + f"</tr>{cells}</table>"
