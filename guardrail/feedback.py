@@ -46,7 +46,7 @@ from guardrail.checks.feedback import (
 from guardrail.errors import DataError
 from guardrail.findings import Finding
 
-__all__ = ["FeedbackMonitor"]
+__all__ = ["FeedbackMonitor", "judge_windows"]
 
 
 class FeedbackMonitor:
@@ -202,6 +202,64 @@ class FeedbackMonitor:
                             "untouched": [e["rounds"][r][1] for r in sorted(e["rounds"])]}
                         for m, e in self._metrics.items()},
         }
+
+
+def judge_windows(outcomes: Sequence[tuple[Any, Any, Any, bool]],
+                  metrics: Sequence[tuple[int, Mapping[str, Any]]], min_labels: int
+                  ) -> tuple[dict[str, Any], list[Finding]]:
+    """The ``feedback.*`` checks on a monitored log, each window a round (``guardrail monitor``).
+
+    Args:
+        outcomes: ``(id, prediction, label, served)`` of every labelled row that says whether
+            its prediction was served.
+        metrics: ``(window index, {"split_metric", "served", "holdout"})`` of each window
+            with ``min_labels`` labelled rows in both groups (lower is better).
+        min_labels: What such a window needed (named when too few windows had it).
+
+    Anchoring needs numeric labels that are not all 0/1 (a regression) and served and
+    held-out rows; self-evaluation the error on both groups in enough windows.
+
+    Returns:
+        :meth:`FeedbackMonitor.summary` with notes of what was not judged and why (or
+        ``{"skipped": why}``), and the findings.
+    """
+    if not outcomes:
+        return {"skipped": "The feedback checks were not run: no labelled row says whether its "
+                "prediction was served. They need a records file whose rows read {\"record\": "
+                "..., \"prediction\": ..., \"id\": ..., \"served\": true or false} (keep a "
+                "random slice un-served) and --labels joined on the id; a serving log holds no "
+                "such flag."}, []
+    fm = FeedbackMonitor()
+    numeric = [(i, p, y, s) for i, p, y, s in outcomes if _finite(p) and _finite(y)]
+    notes: dict[str, str] = {}
+    if numeric and all(float(y) in (0.0, 1.0) for _, _, y, _ in numeric):
+        notes["anchoring"] = ("not estimated: the labels are 0/1; anchoring is measured on "
+                              "numeric (regression) labels")
+    elif numeric:
+        fm.log_predictions({"id": i, "prediction": p, "served": s} for i, p, _, s in numeric)
+        fm.log_labels({i: y for i, _, y, _ in numeric})
+        if len(numeric) < len(outcomes):
+            notes["anchoring_rows_left_out"] = (
+                f"{len(outcomes) - len(numeric)} labelled rows whose prediction or label is not "
+                "a finite number")
+    for index, m in metrics:
+        fm.log_metric(index, str(m["split_metric"]), m["served"], m["holdout"],
+                      higher_is_better=False)  # mae and brier: lower is better
+    needed = fm.thresholds.min_evaluation_rounds
+    if len(metrics) < needed:
+        notes["self_evaluation"] = (
+            f"not judged: {len(metrics)} window(s) held {min_labels} labelled served and "
+            f"{min_labels} held-out rows; it needs {needed}. Use a larger --window, or "
+            "hold out a larger slice.")
+    try:
+        summary, found = fm.summary(), fm.findings()
+    except DataError as err:
+        return {"skipped": f"The feedback checks were not run: {err}"}, []
+    return {**summary, **notes}, found
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and value.__class__ is not bool and math.isfinite(value)
 
 
 def _number(value: Any, name: str, row: int) -> float:

@@ -40,7 +40,6 @@ import collections
 import dataclasses
 import datetime as dt
 import json
-import math
 import multiprocessing
 import os
 import sqlite3
@@ -61,8 +60,8 @@ from guardrail.checks.drift import (
     performance_metric,
     thin_window_finding,
 )
-from guardrail.errors import ConfigError, DataError
-from guardrail.feedback import FeedbackMonitor
+from guardrail.errors import ConfigError
+from guardrail.feedback import judge_windows
 from guardrail.findings import Finding, Severity, count_findings
 from guardrail.io import to_jsonable, write_json
 
@@ -822,7 +821,7 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
         if handle is not None:
             handle.close()
     if labels is not None:
-        result.feedback, found = _feedback(outcomes, metrics, limits)
+        result.feedback, found = judge_windows(outcomes, metrics, limits.min_labels)
         result.findings.extend(found)
     if write:
         if folder is None:  # an empty source: still say so in files
@@ -842,54 +841,6 @@ def monitor(run_dir: str | Path, *, log: str | Path | None = None,
 
         write_monitor_html(folder, payload)  # the page, streaming windows.jsonl
     return result
-
-
-def _feedback(outcomes: Sequence[tuple[str, Any, Any, bool]],
-              metrics: Sequence[tuple[int, Mapping[str, Any]]],
-              limits: DriftThresholds) -> tuple[dict[str, Any], list[Finding]]:
-    """The ``feedback.*`` checks on labelled rows that say whether they were ``served``.
-
-    Anchoring needs numeric labels that are not all 0/1 (a regression) and served and
-    held-out rows; self-evaluation the error on both groups in enough windows (each window a
-    round). What was not judged, and why, is said in the summary.
-    """
-    if not outcomes:
-        return {"skipped": "The feedback checks were not run: no labelled row says whether its "
-                "prediction was served. They need a records file whose rows read {\"record\": "
-                "..., \"prediction\": ..., \"id\": ..., \"served\": true or false} (keep a "
-                "random slice un-served) and --labels joined on the id; a serving log holds no "
-                "such flag."}, []
-    fm = FeedbackMonitor()
-    numeric = [(i, p, y, s) for i, p, y, s in outcomes if _finite(p) and _finite(y)]
-    notes: dict[str, str] = {}
-    if numeric and all(float(y) in (0.0, 1.0) for _, _, y, _ in numeric):
-        notes["anchoring"] = ("not estimated: the labels are 0/1; anchoring is measured on "
-                              "numeric (regression) labels")
-    elif numeric:
-        fm.log_predictions({"id": i, "prediction": p, "served": s} for i, p, _, s in numeric)
-        fm.log_labels({i: y for i, _, y, _ in numeric})
-        if len(numeric) < len(outcomes):
-            notes["anchoring_rows_left_out"] = (
-                f"{len(outcomes) - len(numeric)} labelled rows whose prediction or label is not "
-                "a finite number")
-    for index, m in metrics:
-        fm.log_metric(index, str(m["split_metric"]), m["served"], m["holdout"],
-                      higher_is_better=False)  # mae and brier: lower is better
-    needed = fm.thresholds.min_evaluation_rounds
-    if len(metrics) < needed:
-        notes["self_evaluation"] = (
-            f"not judged: {len(metrics)} window(s) held {limits.min_labels} labelled served and "
-            f"{limits.min_labels} held-out rows; it needs {needed}. Use a larger --window, or "
-            "hold out a larger slice.")
-    try:
-        summary, found = fm.summary(), fm.findings()
-    except DataError as err:
-        return {"skipped": f"The feedback checks were not run: {err}"}, []
-    return {**summary, **notes}, found
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and value.__class__ is not bool and math.isfinite(value)
 
 
 def read_windows(folder: str | Path) -> Iterator[dict[str, Any]]:
